@@ -1,0 +1,94 @@
+//! Extractors: who is asking ([`CurrentUser`]) and from where ([`ClientIp`]).
+//!
+//! A session is presented as `Authorization: Bearer <token>` or as the session cookie. A cookie
+//! on a state-changing request must come from an allowed origin (cross-site request forgery);
+//! a bearer token cannot be sent by a foreign page, so it needs no origin.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::header::{AUTHORIZATION, COOKIE};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method};
+
+use super::{AuthError, Authenticated};
+use crate::error::AppError;
+use crate::server::AppState;
+
+pub const SESSION_COOKIE: &str = "hearth_session";
+
+/// How the request proved its session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential {
+    Bearer,
+    Cookie,
+}
+
+/// The signed-in user of this request; rejects with 401 otherwise.
+pub struct CurrentUser {
+    pub auth: Authenticated,
+    pub credential: Credential,
+}
+
+/// Finds the presented token, bearer first.
+pub fn presented_token(headers: &HeaderMap) -> Option<(String, Credential)> {
+    if let Some(value) = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        if let Some(token) = value.strip_prefix("Bearer ") {
+            return Some((token.trim().to_string(), Credential::Bearer));
+        }
+    }
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| (value.to_string(), Credential::Cookie))
+}
+
+impl FromRequestParts<AppState> for CurrentUser {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let (token, credential) =
+            presented_token(&parts.headers).ok_or(AuthError::Unauthenticated)?;
+        let safe_method = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
+        if credential == Credential::Cookie
+            && !safe_method
+            && !state.origins.permits(&parts.headers)
+        {
+            return Err(AppError::ForeignOrigin);
+        }
+        let auth = state.auth.authenticate(&token)?;
+        Ok(CurrentUser { auth, credential })
+    }
+}
+
+/// The client's address: the peer, or with `trust_proxy_headers` the address the reverse proxy
+/// put last in `X-Forwarded-For`.
+pub struct ClientIp(pub IpAddr);
+
+impl FromRequestParts<AppState> for ClientIp {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        if state.config.trust_proxy_headers {
+            let forwarded = parts
+                .headers
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.rsplit(',').next())
+                .and_then(|v| v.trim().parse().ok());
+            if let Some(ip) = forwarded {
+                return Ok(ClientIp(ip));
+            }
+        }
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip())
+            .ok_or_else(|| AppError::Internal("no peer address on the connection".into()))?;
+        Ok(ClientIp(peer))
+    }
+}

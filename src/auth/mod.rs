@@ -1,0 +1,318 @@
+//! Accounts and sessions: username rules, password sign-in with throttling, session tokens.
+//!
+//! - [`password`]: argon2id hashing off the runtime, with a concurrency bound and a decoy hash.
+//! - [`token`]: random session tokens and the hash the store keeps.
+//! - [`throttle`]: failed-login windows per username and per client address.
+//! - [`origin`]: which browser origins may use a cookie session.
+//! - [`extract`]: the axum extractors for the signed-in user and the client address.
+
+pub mod extract;
+pub mod origin;
+pub mod password;
+pub mod throttle;
+pub mod token;
+
+use std::net::IpAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+use crate::config::AuthConfig;
+use crate::store::accounts::{CreateUserError, NewUser};
+use crate::store::{SessionRecord, Store, StoreError, UserRecord};
+use password::Hasher;
+use throttle::Throttle;
+use token::TokenHash;
+
+pub const USERNAME_MIN: usize = 3;
+pub const USERNAME_MAX: usize = 32;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("usernames are 3 to 32 characters of a-z, 0-9, '_', '.' and '-'")]
+    InvalidUsername,
+    #[error("{0}")]
+    WeakPassword(String),
+    #[error("that username is taken")]
+    UsernameTaken,
+    #[error("registration is closed on this server")]
+    RegistrationClosed,
+    #[error("wrong username or password")]
+    InvalidCredentials,
+    #[error("this account is disabled")]
+    AccountDisabled,
+    #[error("too many failed sign-ins; try again later")]
+    RateLimited { retry_after: Duration },
+    #[error("sign in first")]
+    Unauthenticated,
+    #[error("no user named {0}")]
+    UnknownUser(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<CreateUserError> for AuthError {
+    fn from(e: CreateUserError) -> Self {
+        match e {
+            CreateUserError::Taken => AuthError::UsernameTaken,
+            CreateUserError::Store(e) => AuthError::Store(e),
+        }
+    }
+}
+
+/// The public face of a user, as every API answer and frame shows it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct PublicUser {
+    pub id: u64,
+    pub username: String,
+    pub display_name: String,
+    pub bot: bool,
+}
+
+impl From<&UserRecord> for PublicUser {
+    fn from(u: &UserRecord) -> Self {
+        PublicUser {
+            id: u.id,
+            username: u.username.clone(),
+            display_name: u.display_name.clone(),
+            bot: u.bot,
+        }
+    }
+}
+
+/// A signed-in user and the session that proves it.
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    pub user: UserRecord,
+    pub token_hash: TokenHash,
+}
+
+/// A freshly started session: the token goes to the client once and is never stored.
+pub struct NewSession {
+    pub user: UserRecord,
+    pub token: String,
+    pub expires_at: u64,
+}
+
+/// Lower-cases and checks a username against PROTOCOL.md's rule.
+pub fn normalize_username(input: &str) -> Result<String, AuthError> {
+    let name = input.trim().to_lowercase();
+    let len = name.chars().count();
+    let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || "_.-".contains(c);
+    if !(USERNAME_MIN..=USERNAME_MAX).contains(&len) || !name.chars().all(allowed) {
+        return Err(AuthError::InvalidUsername);
+    }
+    Ok(name)
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+pub struct AuthService {
+    store: Store,
+    config: AuthConfig,
+    hasher: Hasher,
+    by_username: Throttle,
+    by_ip: Throttle,
+}
+
+impl AuthService {
+    pub fn new(store: Store, config: AuthConfig) -> AuthService {
+        let window = Duration::from_secs(config.login_window_secs);
+        AuthService {
+            hasher: Hasher::new(config.max_concurrent_hashes),
+            by_username: Throttle::new(config.login_max_failures_per_user, window),
+            by_ip: Throttle::new(config.login_max_failures_per_ip, window),
+            store,
+            config,
+        }
+    }
+
+    pub fn session_ttl(&self) -> Duration {
+        Duration::from_secs(self.config.session_ttl_days * 24 * 3600)
+    }
+
+    /// Creates a password account and signs it in.
+    pub async fn register(
+        &self,
+        username: &str,
+        password: String,
+    ) -> Result<NewSession, AuthError> {
+        if !self.config.allow_registration {
+            return Err(AuthError::RegistrationClosed);
+        }
+        let user = self.create_password_user(username, password).await?;
+        self.start_session(user).await
+    }
+
+    /// Creates a password account without signing in (also used by `hearth user add`).
+    pub async fn create_password_user(
+        &self,
+        username: &str,
+        password: String,
+    ) -> Result<UserRecord, AuthError> {
+        let name = normalize_username(username)?;
+        password::check_password_rules(&password)?;
+        // A cheap early answer; the transaction in the store is what guarantees uniqueness.
+        if self.store.user_by_name(&name)?.is_some() {
+            return Err(AuthError::UsernameTaken);
+        }
+        let hash = self.hasher.hash(password).await?;
+        let user = self.store.create_user(NewUser {
+            username: name,
+            display_name: username.trim().to_string(),
+            password_hash: Some(hash),
+            bot: false,
+            created_at: now_ms(),
+        })?;
+        self.store.commit().await?;
+        Ok(user)
+    }
+
+    /// Checks a username and password, throttled per username and per client address.
+    pub async fn login(
+        &self,
+        username: &str,
+        password: String,
+        client: IpAddr,
+    ) -> Result<NewSession, AuthError> {
+        let name_key = username.trim().to_lowercase();
+        let ip_key = client.to_string();
+        for (throttle, key) in [(&self.by_username, &name_key), (&self.by_ip, &ip_key)] {
+            if let Err(retry_after) = throttle.check(key) {
+                metrics::counter!("hearth_logins_total", "outcome" => "throttled").increment(1);
+                return Err(AuthError::RateLimited { retry_after });
+            }
+        }
+        let user = match normalize_username(username) {
+            Ok(name) => self.store.user_by_name(&name)?,
+            Err(_) => None,
+        };
+        let stored = user.as_ref().and_then(|u| u.password_hash.clone());
+        if !self.hasher.verify(password, stored).await? {
+            self.by_username.record_failure(&name_key);
+            self.by_ip.record_failure(&ip_key);
+            metrics::counter!("hearth_logins_total", "outcome" => "failed").increment(1);
+            return Err(AuthError::InvalidCredentials);
+        }
+        let Some(user) = user else {
+            return Err(AuthError::InvalidCredentials);
+        };
+        if user.disabled {
+            return Err(AuthError::AccountDisabled);
+        }
+        self.by_username.clear(&name_key);
+        metrics::counter!("hearth_logins_total", "outcome" => "ok").increment(1);
+        self.start_session(user).await
+    }
+
+    /// Issues a token for a user whose identity is already proven.
+    pub async fn start_session(&self, user: UserRecord) -> Result<NewSession, AuthError> {
+        let token = token::generate().map_err(|e| AuthError::Internal(e.to_string()))?;
+        let now = now_ms();
+        let expires_at = now + self.session_ttl().as_millis() as u64;
+        let session = SessionRecord {
+            user_id: user.id,
+            created_at: now,
+            expires_at,
+        };
+        self.store.insert_session(&token::hash(&token), &session)?;
+        self.store.commit().await?;
+        Ok(NewSession {
+            user,
+            token,
+            expires_at,
+        })
+    }
+
+    /// Resolves a presented token to its user; expired sessions and disabled users fail.
+    pub fn authenticate(&self, token: &str) -> Result<Authenticated, AuthError> {
+        let token_hash = token::hash(token);
+        let Some(session) = self.store.session(&token_hash)? else {
+            return Err(AuthError::Unauthenticated);
+        };
+        if session.expires_at <= now_ms() {
+            self.store.delete_session(&token_hash)?;
+            return Err(AuthError::Unauthenticated);
+        }
+        match self.store.user_by_id(session.user_id)? {
+            Some(user) if !user.disabled => Ok(Authenticated { user, token_hash }),
+            _ => Err(AuthError::Unauthenticated),
+        }
+    }
+
+    pub async fn logout(&self, session: &Authenticated) -> Result<(), AuthError> {
+        self.store.delete_session(&session.token_hash)?;
+        self.store.commit().await?;
+        Ok(())
+    }
+
+    /// Sets a new password and revokes every session of the user.
+    pub async fn set_password(
+        &self,
+        username: &str,
+        password: String,
+    ) -> Result<UserRecord, AuthError> {
+        password::check_password_rules(&password)?;
+        let mut user = self.existing(username)?;
+        user.password_hash = Some(self.hasher.hash(password).await?);
+        self.store.update_user(&user)?;
+        self.store.delete_user_sessions(user.id)?;
+        self.store.commit().await?;
+        Ok(user)
+    }
+
+    /// Disables (or re-enables) an account; disabling revokes its sessions.
+    pub async fn set_disabled(
+        &self,
+        username: &str,
+        disabled: bool,
+    ) -> Result<UserRecord, AuthError> {
+        let mut user = self.existing(username)?;
+        user.disabled = disabled;
+        self.store.update_user(&user)?;
+        if disabled {
+            self.store.delete_user_sessions(user.id)?;
+        }
+        self.store.commit().await?;
+        Ok(user)
+    }
+
+    fn existing(&self, username: &str) -> Result<UserRecord, AuthError> {
+        self.store
+            .user_by_name(username)?
+            .ok_or_else(|| AuthError::UnknownUser(username.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn username_rules() {
+        let cases = [
+            ("alice", Ok("alice")),
+            ("Alice.B-c_9", Ok("alice.b-c_9")),
+            ("ab", Err(())),
+            (&"a".repeat(33), Err(())),
+            (&"a".repeat(32), Ok(&*"a".repeat(32))),
+            ("al ice", Err(())),
+            ("alïce", Err(())),
+            ("al/ice", Err(())),
+        ];
+        for (input, expected) in cases {
+            let got = normalize_username(input).map_err(|_| ());
+            assert_eq!(
+                got.as_deref(),
+                expected.as_deref().map_err(|_| &()),
+                "{input}"
+            );
+        }
+    }
+}

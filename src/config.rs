@@ -1,0 +1,357 @@
+//! Typed configuration, layered with figment:
+//! built-in defaults < config.toml < `HEARTH_*` environment < command-line flags.
+//!
+//! Every key has a default here and is documented in the repo's `config.toml`. Extraction is
+//! strict (unknown keys are errors), and [`Config::validate`] checks what serde cannot. Every
+//! error names the key and the layer it came from, so `hearth` can exit 2 with a message a
+//! person can act on.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::{Figment, Metadata};
+use serde::{Deserialize, Serialize};
+
+/// How values set on the command line are named in errors.
+const FLAGS_SOURCE: &str = "command-line flags";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address and port the HTTP and WebSocket server listens on.
+    pub bind: SocketAddr,
+    /// Where the sled database (and later the plugins folder) lives.
+    pub data_dir: PathBuf,
+    /// The URL people open; empty means `http://<bind>`. Decides the cookie's `Secure` flag and
+    /// is an allowed Origin.
+    pub public_url: String,
+    /// Further origins (scheme://host[:port]) allowed to use cookie sessions and the socket.
+    pub allowed_origins: Vec<String>,
+    /// Take the client address from `X-Forwarded-For` (only behind a reverse proxy you run).
+    pub trust_proxy_headers: bool,
+    /// Log filter in `tracing` syntax, e.g. `info` or `hearth=debug`.
+    pub log: String,
+    pub http: HttpConfig,
+    pub auth: AuthConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+    /// On SIGTERM/SIGINT, how long in-flight requests may take before the server stops anyway.
+    pub shutdown_grace_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Whether anyone may create an account over HTTP (`hearth user add` always works).
+    pub allow_registration: bool,
+    /// How long a session token stays valid after sign-in.
+    pub session_ttl_days: u64,
+    /// Failed logins for one username within `login_window_secs` before 429; 0 disables.
+    pub login_max_failures_per_user: u32,
+    /// Failed logins from one client address within `login_window_secs` before 429; 0 disables.
+    pub login_max_failures_per_ip: u32,
+    /// Length of the login-throttling window, in seconds.
+    pub login_window_secs: u64,
+    /// Password hashes computed at once (each takes 19 MiB); 0 means one per CPU core.
+    pub max_concurrent_hashes: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            bind: SocketAddr::from(([127, 0, 0, 1], 7878)),
+            data_dir: PathBuf::from("hearth-data"),
+            public_url: String::new(),
+            allowed_origins: Vec::new(),
+            trust_proxy_headers: false,
+            log: "info".into(),
+            http: HttpConfig::default(),
+            auth: AuthConfig::default(),
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            max_body_bytes: 64 * 1024,
+            shutdown_grace_secs: 10,
+        }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            allow_registration: true,
+            session_ttl_days: 30,
+            login_max_failures_per_user: 10,
+            login_max_failures_per_ip: 50,
+            login_window_secs: 300,
+            max_concurrent_hashes: 0,
+        }
+    }
+}
+
+/// Values given on the command line; `None` leaves the lower layers in charge.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Overrides {
+    #[serde(skip)]
+    pub config_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bind: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// One thing wrong with the configuration: which key, from which layer, and what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    pub key: String,
+    pub source: String,
+    pub problem: String,
+}
+
+/// Everything wrong with the configuration, reported together.
+#[derive(Debug, thiserror::Error)]
+pub struct ConfigError {
+    pub problems: Vec<ConfigProblem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.problems.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(
+                f,
+                "config key `{}` (from {}): {}",
+                p.key, p.source, p.problem
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl ConfigError {
+    fn one(key: &str, source: String, problem: impl Into<String>) -> Self {
+        ConfigError {
+            problems: vec![ConfigProblem {
+                key: key.to_string(),
+                source,
+                problem: problem.into(),
+            }],
+        }
+    }
+}
+
+impl Config {
+    /// Layers defaults, the config file, the environment and the flags, then validates.
+    pub fn load(overrides: &Overrides) -> Result<Config, ConfigError> {
+        let figment = Self::figment(overrides)?;
+        let config: Config = figment.extract().map_err(from_figment)?;
+        config.validate(&figment)?;
+        Ok(config)
+    }
+
+    fn figment(overrides: &Overrides) -> Result<Figment, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        let file = match &overrides.config_file {
+            Some(path) if !path.is_file() => {
+                return Err(ConfigError::one(
+                    "--config",
+                    FLAGS_SOURCE.into(),
+                    format!("no readable file at {}", path.display()),
+                ))
+            }
+            Some(path) => Some(path.clone()),
+            None => std::env::var_os("HEARTH_CONFIG")
+                .map(PathBuf::from)
+                .or_else(|| Some(PathBuf::from("config.toml")).filter(|p| p.is_file())),
+        };
+        if let Some(path) = file {
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        let env = Env::prefixed("HEARTH_").split("__").ignore(&["config"]);
+        Ok(figment.merge(env).merge(Serialized::defaults(overrides)))
+    }
+
+    /// Checks what serde cannot: URL shapes and that the data directory is usable.
+    fn validate(&self, figment: &Figment) -> Result<(), ConfigError> {
+        let source_of = |key: &str| describe_source(figment.find_metadata(key), key);
+        if !self.public_url.is_empty() {
+            if let Err(problem) = origin_of(&self.public_url) {
+                return Err(ConfigError::one(
+                    "public_url",
+                    source_of("public_url"),
+                    problem,
+                ));
+            }
+        }
+        for origin in &self.allowed_origins {
+            if let Err(problem) = origin_of(origin) {
+                return Err(ConfigError::one(
+                    "allowed_origins",
+                    source_of("allowed_origins"),
+                    format!("{origin:?}: {problem}"),
+                ));
+            }
+        }
+        if self.log.parse::<tracing_subscriber::EnvFilter>().is_err() {
+            return Err(ConfigError::one(
+                "log",
+                source_of("log"),
+                "not a valid log filter",
+            ));
+        }
+        if self.auth.login_window_secs == 0 {
+            return Err(ConfigError::one(
+                "auth.login_window_secs",
+                source_of("auth.login_window_secs"),
+                "must be at least 1",
+            ));
+        }
+        if self.auth.session_ttl_days == 0 {
+            return Err(ConfigError::one(
+                "auth.session_ttl_days",
+                source_of("auth.session_ttl_days"),
+                "must be at least 1",
+            ));
+        }
+        if let Err(problem) = check_writable_dir(&self.data_dir) {
+            return Err(ConfigError::one("data_dir", source_of("data_dir"), problem));
+        }
+        Ok(())
+    }
+
+    /// The URL people open, without a trailing slash.
+    pub fn public_url(&self) -> String {
+        if self.public_url.is_empty() {
+            format!("http://{}", self.bind)
+        } else {
+            self.public_url.trim_end_matches('/').to_string()
+        }
+    }
+
+    /// Whether cookies must carry `Secure`.
+    pub fn is_https(&self) -> bool {
+        self.public_url().starts_with("https://")
+    }
+
+    /// The effective configuration as TOML, for `hearth config`. Nothing here is secret yet;
+    /// secrets added later are wrapped so that they serialize redacted.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}"))
+    }
+}
+
+/// Reduces `scheme://host[:port][/]` to its origin, or says what is wrong.
+pub fn origin_of(url: &str) -> Result<String, String> {
+    let trimmed = url.trim_end_matches('/');
+    let rest = trimmed
+        .strip_prefix("http://")
+        .or_else(|| trimmed.strip_prefix("https://"))
+        .ok_or("must start with http:// or https://")?;
+    if rest.is_empty() || rest.contains(['/', '?', '#', ' ', '@']) {
+        return Err("must be scheme://host[:port] with no path".into());
+    }
+    Ok(trimmed.to_ascii_lowercase())
+}
+
+fn check_writable_dir(dir: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let probe = dir.join(".hearth-write-check");
+    std::fs::write(&probe, b"ok").map_err(|e| format!("cannot write in {}: {e}", dir.display()))?;
+    // The probe is removed at once, so the directory holds only the database.
+    let _ = std::fs::remove_file(probe);
+    Ok(())
+}
+
+fn describe_source(metadata: Option<&Metadata>, key: &str) -> String {
+    let Some(md) = metadata else {
+        return "built-in default".into();
+    };
+    let name = md.name.to_string();
+    if name.contains("environment") {
+        let var = format!("HEARTH_{}", key.replace('.', "__").to_ascii_uppercase());
+        return format!("environment variable {var}");
+    }
+    if name.contains("Overrides") {
+        return FLAGS_SOURCE.into();
+    }
+    match &md.source {
+        Some(figment::Source::File(path)) => format!("config file {}", path.display()),
+        _ if name.contains("Config") => "built-in default".into(),
+        _ => name,
+    }
+}
+
+fn from_figment(err: figment::Error) -> ConfigError {
+    let problems = err
+        .into_iter()
+        .map(|e| {
+            let mut path = e.path.clone();
+            let problem = match &e.kind {
+                figment::error::Kind::UnknownField(field, _) => {
+                    if path.last() != Some(field) {
+                        path.push(field.clone());
+                    }
+                    "unknown key".to_string()
+                }
+                kind => kind.to_string(),
+            };
+            let key = if path.is_empty() {
+                "(top level)".into()
+            } else {
+                path.join(".")
+            };
+            ConfigProblem {
+                source: describe_source(e.metadata.as_ref(), &key),
+                key,
+                problem,
+            }
+        })
+        .collect();
+    ConfigError { problems }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_are_normalised_or_refused() {
+        assert_eq!(
+            origin_of("https://Chat.Example.org/").as_deref(),
+            Ok("https://chat.example.org")
+        );
+        assert_eq!(
+            origin_of("http://10.0.0.2:7878").as_deref(),
+            Ok("http://10.0.0.2:7878")
+        );
+        for bad in [
+            "chat.example.org",
+            "ftp://x",
+            "http://",
+            "https://x/path",
+            "http://a b",
+        ] {
+            assert!(origin_of(bad).is_err(), "{bad} should be refused");
+        }
+    }
+
+    #[test]
+    fn public_url_defaults_to_bind() {
+        let config = Config::default();
+        assert_eq!(config.public_url(), "http://127.0.0.1:7878");
+        assert!(!config.is_https());
+    }
+}

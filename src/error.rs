@@ -1,0 +1,103 @@
+//! The one error type HTTP handlers return. The client gets a status and a stable
+//! `{"error": {"code", "message"}}`; internal details go to the log only.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request};
+use axum::http::header::RETRY_AFTER;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use crate::auth::AuthError;
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("no such endpoint")]
+    NotFound,
+    #[error("requests with the session cookie must come from this server's own pages")]
+    ForeignOrigin,
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl AppError {
+    /// Status and wire code; the code is the stable part clients match on.
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            AppError::Auth(e) => match e {
+                AuthError::InvalidUsername => (StatusCode::BAD_REQUEST, "invalid_username"),
+                AuthError::WeakPassword(_) => (StatusCode::BAD_REQUEST, "weak_password"),
+                AuthError::UsernameTaken => (StatusCode::CONFLICT, "username_taken"),
+                AuthError::RegistrationClosed => (StatusCode::FORBIDDEN, "registration_closed"),
+                AuthError::InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
+                AuthError::AccountDisabled => (StatusCode::FORBIDDEN, "account_disabled"),
+                AuthError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+                AuthError::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+                AuthError::UnknownUser(_) => (StatusCode::NOT_FOUND, "unknown_user"),
+                AuthError::Store(_) | AuthError::Internal(_) => {
+                    (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+                }
+            },
+            AppError::Store(_) | AppError::Internal(_) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+            }
+            AppError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            AppError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            AppError::ForeignOrigin => (StatusCode::FORBIDDEN, "forbidden_origin"),
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let message = if status.is_server_error() {
+            tracing::error!(error = %self, "request failed");
+            "something went wrong on the server; the log has details".to_string()
+        } else {
+            self.to_string()
+        };
+        let body = json!({ "error": { "code": code, "message": message } });
+        let mut response = (status, Json(body)).into_response();
+        if let AppError::Auth(AuthError::RateLimited { retry_after }) = &self {
+            let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        }
+        response
+    }
+}
+
+/// `Json<T>` whose rejections are `bad_request` errors in the API's shape.
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, AppError> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(value)) => Ok(ApiJson(value)),
+            Err(rejection) => Err(AppError::BadRequest(describe(rejection))),
+        }
+    }
+}
+
+fn describe(rejection: JsonRejection) -> String {
+    match rejection {
+        JsonRejection::MissingJsonContentType(_) => {
+            "send a JSON body with Content-Type: application/json".into()
+        }
+        JsonRejection::BytesRejection(_) => "the request body is too large or unreadable".into(),
+        other => other.body_text(),
+    }
+}

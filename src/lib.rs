@@ -1,0 +1,30 @@
+//! Hearth: a self-hosted real-time chat server in one binary.
+//!
+//! # Layout
+//!
+//! - [`config`]: typed configuration layered by figment (defaults < config.toml < `HEARTH_*`
+//!   environment < flags) and its validation; every error names the key and its source.
+//! - [`store`]: the sled database: typed trees, schema version, the group-commit writer that
+//!   makes writes durable (flush + fsync, batched).
+//! - [`auth`]: usernames, argon2id passwords, session tokens, login throttling, allowed origins
+//!   and the extractors that tell handlers who is asking.
+//! - [`api`]: the JSON API under `/api`.
+//! - [`web`]: the embedded web UI (rust-embed) with its client-route fallback.
+//! - [`error`]: [`error::AppError`], the single error type HTTP handlers answer with.
+//! - [`server`]: shared state, the router, and [`run`], the entry point that binaries and tests
+//!   call with a bound listener and a shutdown future.
+//! - [`admin`]: account administration for `hearth user …`, straight on the data directory.
+//!
+//! `main.rs` only parses the command line and calls into these.
+
+pub mod admin;
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod server;
+pub mod store;
+pub mod web;
+
+pub use config::Config;
+pub use server::{run, ServeError, Server};

@@ -1,0 +1,180 @@
+//! The `hearth` command: parses the command line and hands over to the library.
+
+use std::io::{BufRead, IsTerminal};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use hearth::config::{Config, Overrides};
+
+/// A self-hosted real-time chat server in one binary.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Configuration file (default: $HEARTH_CONFIG, else ./config.toml if present).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address and port to listen on, e.g. 0.0.0.0:7878 to serve the LAN.
+    #[arg(long, global = true, value_name = "ADDR:PORT")]
+    bind: Option<String>,
+    /// Directory of the database.
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (what a bare `hearth` does).
+    Serve,
+    /// Print the effective configuration, secrets redacted.
+    Config,
+    /// Manage accounts in the data directory (while the server is stopped).
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserAction {
+    /// Create a password account; the password is prompted for, or read as one line of stdin.
+    Add { username: String },
+    /// Set a new password; the user's sessions end.
+    Passwd { username: String },
+    /// List accounts.
+    List,
+    /// Disable an account; its sessions end.
+    Disable { username: String },
+    /// Enable a disabled account again.
+    Enable { username: String },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let overrides = Overrides {
+        config_file: cli.config.clone(),
+        bind: cli.bind.clone(),
+        data_dir: cli.data_dir.clone(),
+    };
+    let config = match Config::load(&overrides) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("hearth: bad configuration\n{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("hearth: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = runtime.block_on(async move {
+        match cli.command.unwrap_or(Command::Serve) {
+            Command::Serve => serve(config).await,
+            Command::Config => {
+                print!("{}", config.to_toml());
+                Ok(())
+            }
+            Command::User { action } => user(config, action).await,
+        }
+    });
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hearth: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    init_logging(&config.log);
+    let bind = config.bind;
+    // The store is opened before the port is bound, so a second hearth on the same data
+    // directory says so instead of reporting a busy port.
+    let server = hearth::Server::open(config)?;
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .with_context(|| format!("cannot listen on {bind}"))?;
+    server.run(listener, shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn user(config: Config, action: UserAction) -> anyhow::Result<()> {
+    let accounts = hearth::admin::Accounts::open(&config)?;
+    match action {
+        UserAction::Add { username } => {
+            let user = accounts.add(&username, read_password()?).await?;
+            println!("created user {}", user.username);
+        }
+        UserAction::Passwd { username } => {
+            let user = accounts.passwd(&username, read_password()?).await?;
+            println!(
+                "password changed for {}; their sessions have ended",
+                user.username
+            );
+        }
+        UserAction::List => {
+            for user in accounts.list()? {
+                let state = if user.disabled { "disabled" } else { "active" };
+                println!("{}\t{}\t{}", user.username, user.display_name, state);
+            }
+        }
+        UserAction::Disable { username } => {
+            let user = accounts.set_disabled(&username, true).await?;
+            println!("disabled {}; their sessions have ended", user.username);
+        }
+        UserAction::Enable { username } => {
+            let user = accounts.set_disabled(&username, false).await?;
+            println!("enabled {}", user.username);
+        }
+    }
+    accounts.close()?;
+    Ok(())
+}
+
+fn read_password() -> anyhow::Result<String> {
+    if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("password: ")?;
+        let again = rpassword::prompt_password("again: ")?;
+        anyhow::ensure!(first == again, "the passwords differ");
+        return Ok(first);
+    }
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
+}
+
+fn init_logging(filter: &str) {
+    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| filter.to_string());
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_ansi(std::io::stdout().is_terminal())
+        .init();
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

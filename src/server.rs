@@ -1,0 +1,155 @@
+//! Wiring: the shared state, the router, and the serve loop with graceful shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tokio::net::TcpListener;
+
+use crate::auth::origin::AllowedOrigins;
+use crate::auth::AuthService;
+use crate::config::Config;
+use crate::store::{Store, StoreError};
+
+/// What every handler can reach. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub auth: Arc<AuthService>,
+    pub origins: Arc<AllowedOrigins>,
+    metrics: PrometheusHandle,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("server error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// An opened server: the store is open (and locked), nothing is listening yet.
+pub struct Server {
+    state: AppState,
+}
+
+impl Server {
+    /// Opens the store. Fails fast, before any port is bound, if another hearth holds it.
+    pub fn open(config: Config) -> Result<Server, ServeError> {
+        let store = Store::open(&config.data_dir)?;
+        let state = AppState {
+            auth: Arc::new(AuthService::new(store.clone(), config.auth.clone())),
+            origins: Arc::new(AllowedOrigins::from_config(&config)),
+            config: Arc::new(config),
+            store,
+            metrics: metrics_handle(),
+        };
+        Ok(Server { state })
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests finish
+    /// (up to `http.shutdown_grace_secs`), and makes every write durable.
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
+        let state = self.state;
+        let store = state.store.clone();
+        let grace = Duration::from_secs(state.config.http.shutdown_grace_secs);
+        let url = served_url(&state.config, listener.local_addr()?);
+        tracing::info!("hearth is serving on {url}");
+
+        let (stopping_tx, mut stopping) = tokio::sync::watch::channel(false);
+        let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down: no new connections, finishing requests");
+            let _ = stopping_tx.send(true);
+        });
+        let deadline = async move {
+            let _ = stopping.wait_for(|stopping| *stopping).await;
+            tokio::time::sleep(grace).await;
+        };
+        tokio::select! {
+            served = serve => served?,
+            () = deadline => tracing::warn!("requests still running after the grace period; stopping anyway"),
+        }
+        store.commit().await?;
+        store.flush_blocking()?;
+        tracing::info!("stopped cleanly");
+        Ok(())
+    }
+}
+
+/// Opens the store and serves on `listener` until `shutdown` resolves. Tests call this with a
+/// listener bound to port 0.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    Server::open(config)?.run(listener, shutdown).await
+}
+
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.config.http.max_body_bytes;
+    Router::new()
+        .nest("/api", crate::api::router())
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics))
+        .fallback(crate::web::serve_asset)
+        .layer(middleware::from_fn(count_requests))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(state)
+}
+
+async fn metrics(State(state): State<AppState>) -> String {
+    state.metrics.render()
+}
+
+async fn count_requests(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let class = match response.status().as_u16() {
+        100..=399 => "ok",
+        400..=499 => "client_error",
+        _ => "server_error",
+    };
+    metrics::counter!("hearth_http_responses_total", "class" => class).increment(1);
+    response
+}
+
+/// The recorder is process-wide (the `metrics` macros use a global), so several servers in one
+/// test process share it.
+fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("a metrics recorder was already installed; /metrics may be empty");
+            }
+            handle
+        })
+        .clone()
+}
+
+fn served_url(config: &Config, local: SocketAddr) -> String {
+    if !config.public_url.is_empty() {
+        return config.public_url();
+    }
+    if local.ip().is_unspecified() {
+        format!("http://localhost:{}", local.port())
+    } else {
+        format!("http://{local}")
+    }
+}

@@ -1,0 +1,205 @@
+//! Account records: users, the username index, and sessions (kept by token hash only).
+//!
+//! Keys: `users` id (u64 BE) -> [`UserRecord`]; `usernames` lower-cased name -> id;
+//! `sessions` sha256(token) -> [`SessionRecord`]; `user_sessions` id ++ sha256(token) -> ()
+//! so that all of a user's sessions can be revoked at once.
+
+use serde::{Deserialize, Serialize};
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::Transactional;
+
+use super::{decode, encode, Result, Store, StoreError};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct UserRecord {
+    pub id: u64,
+    /// Lower-cased; the unique handle used everywhere on the wire.
+    pub username: String,
+    pub display_name: String,
+    /// argon2id PHC string; `None` for accounts that only sign in through a provider.
+    pub password_hash: Option<String>,
+    pub bot: bool,
+    pub disabled: bool,
+    /// Unix milliseconds.
+    pub created_at: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub user_id: u64,
+    pub created_at: u64,
+    pub expires_at: u64,
+}
+
+/// The outcome of trying to claim a username.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateUserError {
+    #[error("username is taken")]
+    Taken,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A new account, before it has an id.
+pub struct NewUser {
+    pub username: String,
+    pub display_name: String,
+    pub password_hash: Option<String>,
+    pub bot: bool,
+    pub created_at: u64,
+}
+
+fn user_key(id: u64) -> [u8; 8] {
+    id.to_be_bytes()
+}
+
+fn user_session_key(user_id: u64, token_hash: &[u8]) -> Vec<u8> {
+    let mut key = user_key(user_id).to_vec();
+    key.extend_from_slice(token_hash);
+    key
+}
+
+impl Store {
+    /// Claims `new.username` (already lower-cased) and stores the user, atomically.
+    pub fn create_user(&self, new: NewUser) -> Result<UserRecord, CreateUserError> {
+        let id = self.next_id()?;
+        let record = UserRecord {
+            id,
+            username: new.username,
+            display_name: new.display_name,
+            password_hash: new.password_hash,
+            bot: new.bot,
+            disabled: false,
+            created_at: new.created_at,
+        };
+        let encoded = encode(&record);
+        let outcome = (&self.usernames, &self.users).transaction(|(names, users)| {
+            if names.get(record.username.as_bytes())?.is_some() {
+                return Err(ConflictableTransactionError::Abort(()));
+            }
+            names.insert(record.username.as_bytes(), &user_key(id))?;
+            users.insert(&user_key(id), encoded.as_slice())?;
+            Ok(())
+        });
+        match outcome {
+            Ok(()) => Ok(record),
+            Err(TransactionError::Abort(())) => Err(CreateUserError::Taken),
+            Err(TransactionError::Storage(e)) => Err(StoreError::Sled(e).into()),
+        }
+    }
+
+    pub fn user_by_id(&self, id: u64) -> Result<Option<UserRecord>> {
+        self.users
+            .get(user_key(id))?
+            .map(|raw| decode("users", &raw))
+            .transpose()
+    }
+
+    /// Looks a user up by name, case-insensitively.
+    pub fn user_by_name(&self, username: &str) -> Result<Option<UserRecord>> {
+        let Some(raw_id) = self.usernames.get(username.to_lowercase().as_bytes())? else {
+            return Ok(None);
+        };
+        let id: [u8; 8] = raw_id
+            .as_ref()
+            .try_into()
+            .map_err(|_| StoreError::Corrupt {
+                tree: "usernames",
+                detail: "id is not 8 bytes".into(),
+            })?;
+        self.user_by_id(u64::from_be_bytes(id))
+    }
+
+    /// Replaces a stored user (same id, same username).
+    pub fn update_user(&self, user: &UserRecord) -> Result<()> {
+        self.users.insert(user_key(user.id), encode(user))?;
+        Ok(())
+    }
+
+    pub fn list_users(&self) -> Result<Vec<UserRecord>> {
+        self.users
+            .iter()
+            .values()
+            .map(|raw| decode("users", &raw?))
+            .collect()
+    }
+
+    pub fn insert_session(&self, token_hash: &[u8], session: &SessionRecord) -> Result<()> {
+        (&self.sessions, &self.user_sessions)
+            .transaction(|(sessions, by_user)| {
+                sessions.insert(token_hash, encode(session))?;
+                by_user.insert(user_session_key(session.user_id, token_hash), &[])?;
+                Ok::<_, ConflictableTransactionError<()>>(())
+            })
+            .map_err(|e| match e {
+                TransactionError::Storage(e) => StoreError::Sled(e),
+                TransactionError::Abort(()) => StoreError::WriterGone,
+            })
+    }
+
+    pub fn session(&self, token_hash: &[u8]) -> Result<Option<SessionRecord>> {
+        self.sessions
+            .get(token_hash)?
+            .map(|raw| decode("sessions", &raw))
+            .transpose()
+    }
+
+    pub fn delete_session(&self, token_hash: &[u8]) -> Result<()> {
+        if let Some(session) = self.session(token_hash)? {
+            self.user_sessions
+                .remove(user_session_key(session.user_id, token_hash))?;
+        }
+        self.sessions.remove(token_hash)?;
+        Ok(())
+    }
+
+    /// Revokes every session of a user; answers how many there were.
+    pub fn delete_user_sessions(&self, user_id: u64) -> Result<usize> {
+        let mut count = 0;
+        for entry in self.user_sessions.scan_prefix(user_key(user_id)) {
+            let (key, _) = entry?;
+            self.sessions.remove(&key[8..])?;
+            self.user_sessions.remove(&key)?;
+            count += 1;
+        }
+        Ok(count)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new_user(name: &str) -> NewUser {
+        NewUser {
+            username: name.into(),
+            display_name: name.into(),
+            password_hash: None,
+            bot: false,
+            created_at: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn usernames_are_unique_and_sessions_revocable() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let alice = store.create_user(new_user("alice")).unwrap();
+        assert!(matches!(
+            store.create_user(new_user("alice")),
+            Err(CreateUserError::Taken)
+        ));
+        assert_eq!(store.user_by_name("ALICE").unwrap(), Some(alice.clone()));
+
+        let session = SessionRecord {
+            user_id: alice.id,
+            created_at: 1,
+            expires_at: 2,
+        };
+        store.insert_session(b"h1", &session).unwrap();
+        store.insert_session(b"h2", &session).unwrap();
+        assert_eq!(store.session(b"h1").unwrap(), Some(session));
+        assert_eq!(store.delete_user_sessions(alice.id).unwrap(), 2);
+        assert_eq!(store.session(b"h2").unwrap(), None);
+    }
+}

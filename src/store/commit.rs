@@ -1,0 +1,82 @@
+//! Group commit: writers apply their changes to sled, then ask for durability here. One task
+//! collects every request that arrived while the previous flush ran and covers them all with
+//! one `flush` plus one `fsync`.
+//!
+//! Why the fsync: sled 0.34's flush ends with `sync_file_range`, which does not make the data
+//! safe against a power cut; `sync_all` on the database file does.
+
+use std::fs::File;
+use std::path::Path;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Result, StoreError};
+
+/// Requests waiting at once before callers feel backpressure.
+const QUEUE_DEPTH: usize = 4096;
+
+struct Request {
+    // Carried by each request (a cheap clone) so that an idle writer holds no database handle
+    // and dropping the last `Store` releases the database lock.
+    db: sled::Db,
+    done: oneshot::Sender<Result<()>>,
+}
+
+#[derive(Clone)]
+pub(super) struct Committer {
+    db: sled::Db,
+    requests: mpsc::Sender<Request>,
+}
+
+impl Committer {
+    pub(super) fn start(db: sled::Db, dir: &Path) -> Result<Committer> {
+        let file = Arc::new(File::open(dir.join("db"))?);
+        let (requests, queue) = mpsc::channel(QUEUE_DEPTH);
+        tokio::spawn(run(queue, file));
+        Ok(Committer { db, requests })
+    }
+
+    pub(super) async fn commit(&self) -> Result<()> {
+        let (done, wait) = oneshot::channel();
+        let request = Request {
+            db: self.db.clone(),
+            done,
+        };
+        self.requests
+            .send(request)
+            .await
+            .map_err(|_| StoreError::WriterGone)?;
+        wait.await.map_err(|_| StoreError::WriterGone)?
+    }
+}
+
+async fn run(mut queue: mpsc::Receiver<Request>, file: Arc<File>) {
+    let mut batch = Vec::new();
+    while queue.recv_many(&mut batch, QUEUE_DEPTH).await > 0 {
+        let db = batch[0].db.clone();
+        let file = file.clone();
+        let size = batch.len();
+        let started = std::time::Instant::now();
+        let outcome = tokio::task::spawn_blocking(move || -> Result<()> {
+            db.flush()?;
+            file.sync_all()?;
+            Ok(())
+        })
+        .await
+        .unwrap_or_else(|e| Err(StoreError::Io(std::io::Error::other(e.to_string()))));
+        metrics::histogram!("hearth_store_commit_batch_size").record(size as f64);
+        metrics::histogram!("hearth_store_commit_seconds").record(started.elapsed().as_secs_f64());
+        if let Err(e) = &outcome {
+            tracing::error!(error = %e, "store commit failed");
+        }
+        for request in batch.drain(..) {
+            let result = match &outcome {
+                Ok(()) => Ok(()),
+                Err(e) => Err(e.duplicate()),
+            };
+            // A writer that gave up waiting does not need its answer.
+            let _ = request.done.send(result);
+        }
+    }
+}

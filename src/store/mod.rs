@@ -1,0 +1,194 @@
+//! The store: one sled database in the data directory, split into typed trees.
+//!
+//! - `meta`: the schema version, checked at open.
+//! - `users`, `usernames`, `sessions`, `user_sessions`: accounts (see [`accounts`]).
+//!
+//! Writes are applied to sled at once and made durable by [`Store::commit`], which joins the
+//! group-commit writer in [`commit`]: one flush + fsync covers every write that was waiting.
+
+pub mod accounts;
+mod commit;
+
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+pub use accounts::{SessionRecord, UserRecord};
+use commit::Committer;
+
+/// The layout this build writes. Bump it with a migration in [`Store::check_schema`].
+pub const SCHEMA_VERSION: u32 = 1;
+const SCHEMA_KEY: &[u8] = b"schema_version";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the database in {0} is in use by another process (is hearth already running?)")]
+    Locked(PathBuf),
+    #[error(
+        "the database in {dir} has schema version {found}, but this hearth understands up to \
+         {supported}; run the newer hearth that wrote it, or restore a backup"
+    )]
+    NewerSchema {
+        dir: PathBuf,
+        found: u32,
+        supported: u32,
+    },
+    #[error("stored record in tree `{tree}` cannot be read: {detail}")]
+    Corrupt { tree: &'static str, detail: String },
+    #[error("database error: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the store's commit writer has stopped")]
+    WriterGone,
+}
+
+impl StoreError {
+    /// Errors are cloned to every writer waiting on one group commit.
+    fn duplicate(&self) -> StoreError {
+        match self {
+            StoreError::WriterGone => StoreError::WriterGone,
+            other => StoreError::Io(std::io::Error::other(other.to_string())),
+        }
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A handle on the open database; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    pub(crate) users: sled::Tree,
+    pub(crate) usernames: sled::Tree,
+    pub(crate) sessions: sled::Tree,
+    pub(crate) user_sessions: sled::Tree,
+    committer: Committer,
+}
+
+impl Store {
+    /// Opens (or creates) the database under `data_dir/db` and checks its schema version.
+    ///
+    /// Must be called inside a tokio runtime: it starts the group-commit writer.
+    pub fn open(data_dir: &Path) -> Result<Store> {
+        let dir = data_dir.join("db");
+        let db = sled::Config::new().path(&dir).open().map_err(|e| match e {
+            sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
+                StoreError::Locked(dir.clone())
+            }
+            other => StoreError::Sled(other),
+        })?;
+        Self::check_schema(&db, &dir)?;
+        let committer = Committer::start(db.clone(), &dir)?;
+        Ok(Store {
+            users: db.open_tree("users")?,
+            usernames: db.open_tree("usernames")?,
+            sessions: db.open_tree("sessions")?,
+            user_sessions: db.open_tree("user_sessions")?,
+            db,
+            committer,
+        })
+    }
+
+    fn check_schema(db: &sled::Db, dir: &Path) -> Result<()> {
+        let meta = db.open_tree("meta")?;
+        match meta.get(SCHEMA_KEY)? {
+            None => {
+                meta.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())?;
+                db.flush()?;
+                Ok(())
+            }
+            Some(raw) => {
+                let bytes: [u8; 4] = raw.as_ref().try_into().map_err(|_| StoreError::Corrupt {
+                    tree: "meta",
+                    detail: "schema version is not 4 bytes".into(),
+                })?;
+                let found = u32::from_be_bytes(bytes);
+                if found > SCHEMA_VERSION {
+                    return Err(StoreError::NewerSchema {
+                        dir: dir.to_path_buf(),
+                        found,
+                        supported: SCHEMA_VERSION,
+                    });
+                }
+                // Older versions would be migrated here; version 1 is the first.
+                Ok(())
+            }
+        }
+    }
+
+    /// Waits until every write made before this call is on disk (flush + fsync, batched).
+    pub async fn commit(&self) -> Result<()> {
+        self.committer.commit().await
+    }
+
+    /// Flushes synchronously; used at shutdown and by the command-line tools.
+    pub fn flush_blocking(&self) -> Result<()> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// A fresh unique id (monotonic, persisted by sled).
+    pub(crate) fn next_id(&self) -> Result<u64> {
+        Ok(self.db.generate_id()?)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn set_schema_version_for_test(&self, version: u32) -> Result<()> {
+        self.db
+            .open_tree("meta")?
+            .insert(SCHEMA_KEY, &version.to_be_bytes())?;
+        self.flush_blocking()
+    }
+}
+
+/// Encodes a record for a tree. JSON keeps the database inspectable by hand.
+pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    // Serializing plain structs of strings and numbers cannot fail.
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+pub(crate) fn decode<T: DeserializeOwned>(tree: &'static str, raw: &[u8]) -> Result<T> {
+    serde_json::from_slice(raw).map_err(|e| StoreError::Corrupt {
+        tree,
+        detail: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn newer_schema_refuses_to_open() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store
+                .set_schema_version_for_test(SCHEMA_VERSION + 1)
+                .unwrap();
+        }
+        let err = Store::open(dir.path()).err().expect("must refuse");
+        assert!(
+            matches!(err, StoreError::NewerSchema { found, .. } if found == SCHEMA_VERSION + 1)
+        );
+        assert!(err.to_string().contains("newer hearth"));
+    }
+
+    #[tokio::test]
+    async fn second_open_reports_running_hearth() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = Store::open(dir.path()).unwrap();
+        let err = Store::open(dir.path()).err().expect("must refuse");
+        assert!(matches!(err, StoreError::Locked(_)), "{err}");
+        assert!(err.to_string().contains("is hearth already running?"));
+    }
+
+    #[tokio::test]
+    async fn reopen_keeps_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Store::open(dir.path()).unwrap());
+        Store::open(dir.path()).unwrap();
+    }
+}
