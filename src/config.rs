@@ -348,6 +348,29 @@ mod tests {
         }
     }
 
+    /// The repo's config.toml documents every key with its default: parsing it strictly must
+    /// give exactly the built-in defaults, and it must mention every key.
+    #[test]
+    fn shipped_config_toml_is_the_defaults() {
+        let shipped = include_str!("../config.toml");
+        let parsed: Config = Figment::from(Toml::string(shipped))
+            .extract()
+            .expect("config.toml parses");
+        assert_eq!(parsed.to_toml(), Config::default().to_toml());
+        let defaults: toml::Table = toml::from_str(&Config::default().to_toml()).unwrap();
+        for (key, value) in &defaults {
+            match value.as_table() {
+                Some(section) => {
+                    assert!(shipped.contains(&format!("[{key}]")), "section [{key}]");
+                    for sub in section.keys() {
+                        assert!(shipped.contains(&format!("\n{sub} = ")), "{key}.{sub}");
+                    }
+                }
+                None => assert!(shipped.contains(&format!("\n{key} = ")), "{key}"),
+            }
+        }
+    }
+
     #[test]
     fn public_url_defaults_to_bind() {
         let config = Config::default();

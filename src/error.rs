@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use crate::auth::AuthError;
+use crate::server::AppState;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +22,8 @@ pub enum AppError {
     Store(#[from] StoreError),
     #[error("{0}")]
     BadRequest(String),
+    #[error("the request body is larger than this server accepts ({0} bytes)")]
+    TooLarge(usize),
     #[error("no such endpoint")]
     NotFound,
     #[error("requests with the session cookie must come from this server's own pages")]
@@ -51,6 +54,7 @@ impl AppError {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
             }
             AppError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            AppError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             AppError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             AppError::ForeignOrigin => (StatusCode::FORBIDDEN, "forbidden_origin"),
         }
@@ -81,12 +85,16 @@ impl IntoResponse for AppError {
 /// `Json<T>` whose rejections are `bad_request` errors in the API's shape.
 pub struct ApiJson<T>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
     type Rejection = AppError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, AppError> {
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, AppError> {
+        let limit = state.config.http.max_body_bytes;
         match Json::<T>::from_request(req, state).await {
             Ok(Json(value)) => Ok(ApiJson(value)),
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(AppError::TooLarge(limit))
+            }
             Err(rejection) => Err(AppError::BadRequest(describe(rejection))),
         }
     }
@@ -97,7 +105,7 @@ fn describe(rejection: JsonRejection) -> String {
         JsonRejection::MissingJsonContentType(_) => {
             "send a JSON body with Content-Type: application/json".into()
         }
-        JsonRejection::BytesRejection(_) => "the request body is too large or unreadable".into(),
+        JsonRejection::BytesRejection(_) => "the request body could not be read".into(),
         other => other.body_text(),
     }
 }

@@ -1,0 +1,162 @@
+//! Shared helpers: a real hearth server on an ephemeral port with a temporary data directory,
+//! and small HTTP helpers. Each test file uses the parts it needs.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use hearth::Config;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub const PASSWORD: &str = "correct horse battery";
+
+/// A running in-process server.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub config: Config,
+    data: Option<tempfile::TempDir>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), hearth::ServeError>>>,
+}
+
+/// The configuration tests start from: loopback, a temporary data directory.
+pub fn test_config(data_dir: &Path) -> Config {
+    Config {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        data_dir: data_dir.to_path_buf(),
+        ..Config::default()
+    }
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts a server whose configuration `adjust` may change.
+    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
+        let data = tempfile::tempdir().unwrap();
+        let mut config = test_config(data.path());
+        adjust(&mut config);
+        Self::start_in(config, Some(data)).await
+    }
+
+    async fn start_in(config: Config, data: Option<tempfile::TempDir>) -> TestServer {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let run_config = config.clone();
+        let task = tokio::spawn(async move {
+            hearth::run(run_config, listener, async {
+                let _ = stopped.await;
+            })
+            .await
+        });
+        TestServer {
+            addr,
+            config,
+            data,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.config.data_dir.clone()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+
+    /// Shuts the server down gracefully and waits until it has stopped.
+    pub async fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+    }
+
+    /// Stops this server and starts a new one on the same data directory.
+    pub async fn restart(mut self) -> TestServer {
+        self.shutdown().await;
+        let data = self.data.take();
+        Self::start_in(self.config.clone(), data).await
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
+        let mut request = client().get(self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        read(request.send().await.unwrap()).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value, token: Option<&str>) -> (StatusCode, Value) {
+        let mut request = client().post(self.url(path)).json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        read(request.send().await.unwrap()).await
+    }
+
+    /// Registers `username` with [`PASSWORD`]; answers the session token.
+    pub async fn register(&self, username: &str) -> String {
+        let (status, body) = self
+            .post(
+                "/api/auth/register",
+                json!({"username": username, "password": PASSWORD}),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "register {username}: {body}");
+        body["token"].as_str().unwrap().to_string()
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> (StatusCode, Value) {
+        self.post(
+            "/api/auth/login",
+            json!({"username": username, "password": password}),
+            None,
+        )
+        .await
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// A client that never follows redirects and never keeps cookies of its own.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+pub async fn read(response: reqwest::Response) -> (StatusCode, Value) {
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, body)
+}
+
+/// The error code of an API error body.
+pub fn code(body: &Value) -> &str {
+    body["error"]["code"].as_str().unwrap_or("")
+}
