@@ -35,6 +35,8 @@ pub struct Config {
     pub log: String,
     pub http: HttpConfig,
     pub auth: AuthConfig,
+    pub rooms: RoomsConfig,
+    pub ws: WsConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -63,6 +65,72 @@ pub struct AuthConfig {
     pub max_concurrent_hashes: usize,
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RoomsConfig {
+    /// Longest chat message, in characters after trimming.
+    pub max_text_chars: usize,
+    /// Longest room name, in characters after trimming.
+    pub max_name_chars: usize,
+    /// Typing broadcasts per user and room are at most one per this many milliseconds.
+    pub typing_throttle_ms: u64,
+    /// A room actor with no subscribed socket for this long stops and frees its memory.
+    pub idle_actor_secs: u64,
+    /// Commands queued for one room actor before senders wait.
+    pub inbox_depth: usize,
+    /// Distinct emoji one item can carry.
+    pub max_emoji_per_item: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WsConfig {
+    /// Largest client frame; larger closes the socket with 1009.
+    pub max_frame_bytes: usize,
+    /// Frames queued for one socket; when full the socket is closed with 1013.
+    pub outbound_queue: usize,
+    /// A write that has not completed after this long closes the socket with 1013.
+    pub write_timeout_secs: u64,
+    /// Sustained client frames per second per socket; 0 disables rate limiting.
+    pub rate_per_sec: u32,
+    /// Frames a socket may send at once above the sustained rate.
+    pub rate_burst: u32,
+    /// Refused (rate-limited) frames within 10 seconds before closing with 1008; 0 = never.
+    pub flood_close_after: u32,
+    /// Seconds between server pings.
+    pub ping_interval_secs: u64,
+    /// A socket silent this long (no frame, no pong) is closed with 4408.
+    pub idle_timeout_secs: u64,
+}
+
+impl Default for RoomsConfig {
+    fn default() -> Self {
+        RoomsConfig {
+            max_text_chars: 4000,
+            max_name_chars: 100,
+            typing_throttle_ms: 1000,
+            idle_actor_secs: 60,
+            inbox_depth: 1024,
+            max_emoji_per_item: 32,
+        }
+    }
+}
+
+impl Default for WsConfig {
+    fn default() -> Self {
+        WsConfig {
+            max_frame_bytes: 64 * 1024,
+            outbound_queue: 256,
+            write_timeout_secs: 10,
+            rate_per_sec: 30,
+            rate_burst: 60,
+            flood_close_after: 100,
+            ping_interval_secs: 30,
+            idle_timeout_secs: 75,
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -74,6 +142,8 @@ impl Default for Config {
             log: "info".into(),
             http: HttpConfig::default(),
             auth: AuthConfig::default(),
+            rooms: RoomsConfig::default(),
+            ws: WsConfig::default(),
         }
     }
 }
@@ -224,6 +294,31 @@ impl Config {
                 "auth.session_ttl_days",
                 source_of("auth.session_ttl_days"),
                 "must be at least 1",
+            ));
+        }
+        let positive = [
+            ("rooms.max_text_chars", self.rooms.max_text_chars as u64),
+            ("rooms.max_name_chars", self.rooms.max_name_chars as u64),
+            ("rooms.idle_actor_secs", self.rooms.idle_actor_secs),
+            ("rooms.inbox_depth", self.rooms.inbox_depth as u64),
+            (
+                "rooms.max_emoji_per_item",
+                self.rooms.max_emoji_per_item as u64,
+            ),
+            ("ws.max_frame_bytes", self.ws.max_frame_bytes as u64),
+            ("ws.outbound_queue", self.ws.outbound_queue as u64),
+            ("ws.write_timeout_secs", self.ws.write_timeout_secs),
+            ("ws.ping_interval_secs", self.ws.ping_interval_secs),
+            ("ws.idle_timeout_secs", self.ws.idle_timeout_secs),
+        ];
+        if let Some((key, _)) = positive.iter().find(|(_, value)| *value == 0) {
+            return Err(ConfigError::one(key, source_of(key), "must be at least 1"));
+        }
+        if self.ws.rate_per_sec > 0 && self.ws.rate_burst == 0 {
+            return Err(ConfigError::one(
+                "ws.rate_burst",
+                source_of("ws.rate_burst"),
+                "must be at least 1 while ws.rate_per_sec is on",
             ));
         }
         if let Err(problem) = check_writable_dir(&self.data_dir) {

@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use crate::auth::AuthError;
+use crate::rooms::RoomError;
 use crate::server::AppState;
 use crate::store::StoreError;
 
@@ -20,6 +21,8 @@ pub enum AppError {
     Auth(#[from] AuthError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Room(#[from] RoomError),
     #[error("{0}")]
     BadRequest(String),
     #[error("the request body is larger than this server accepts ({0} bytes)")]
@@ -50,6 +53,22 @@ impl AppError {
                     (StatusCode::INTERNAL_SERVER_ERROR, "internal")
                 }
             },
+            AppError::Room(e) => {
+                let status = match e {
+                    RoomError::UnknownRoom => StatusCode::NOT_FOUND,
+                    RoomError::NotMember | RoomError::NotHost | RoomError::Banned => {
+                        StatusCode::FORBIDDEN
+                    }
+                    RoomError::TooLong(_)
+                    | RoomError::InvalidName(_)
+                    | RoomError::BadRequest(_) => StatusCode::BAD_REQUEST,
+                    RoomError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+                    RoomError::Store(_) | RoomError::Internal(_) => {
+                        StatusCode::INTERNAL_SERVER_ERROR
+                    }
+                };
+                (status, e.code())
+            }
             AppError::Store(_) | AppError::Internal(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
             }

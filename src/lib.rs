@@ -8,6 +8,9 @@
 //!   makes writes durable (flush + fsync, batched).
 //! - [`auth`]: usernames, argon2id passwords, session tokens, login throttling, allowed origins
 //!   and the extractors that tell handlers who is asking.
+//! - [`rooms`]: room codes, the room actors that own each active room, and the registry that
+//!   starts and retires them.
+//! - [`ws`]: the `/ws` endpoint: frames, one read and one write task per socket, limits.
 //! - [`api`]: the JSON API under `/api`.
 //! - [`web`]: the embedded web UI (rust-embed) with its client-route fallback.
 //! - [`error`]: [`error::AppError`], the single error type HTTP handlers answer with.
@@ -22,9 +25,11 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod rooms;
 pub mod server;
 pub mod store;
 pub mod web;
+pub mod ws;
 
 pub use config::Config;
 pub use server::{run, ServeError, Server};

@@ -13,10 +13,17 @@ use axum::Router;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
 use crate::auth::origin::AllowedOrigins;
 use crate::auth::AuthService;
 use crate::config::Config;
+use crate::rooms::registry::RoomContext;
+use crate::rooms::Registry;
 use crate::store::{Store, StoreError};
+use crate::ws::conn::GOING_AWAY;
+use crate::ws::hub::Connections;
 
 /// What every handler can reach. Cheap to clone.
 #[derive(Clone)]
@@ -25,6 +32,12 @@ pub struct AppState {
     pub store: Store,
     pub auth: Arc<AuthService>,
     pub origins: Arc<AllowedOrigins>,
+    pub rooms: Arc<Registry>,
+    pub connections: Arc<Connections>,
+    /// Cancelled at shutdown: sockets stop taking frames.
+    pub stop_reading: CancellationToken,
+    /// Every open socket's task, so shutdown can wait for them.
+    pub sockets: TaskTracker,
     metrics: PrometheusHandle,
 }
 
@@ -45,18 +58,30 @@ impl Server {
     /// Opens the store. Fails fast, before any port is bound, if another hearth holds it.
     pub fn open(config: Config) -> Result<Server, ServeError> {
         let store = Store::open(&config.data_dir)?;
+        let connections = Arc::new(Connections::default());
+        let rooms = Registry::new(RoomContext {
+            store: store.clone(),
+            config: config.rooms.clone(),
+            connections: connections.clone(),
+        });
         let state = AppState {
             auth: Arc::new(AuthService::new(store.clone(), config.auth.clone())),
             origins: Arc::new(AllowedOrigins::from_config(&config)),
             config: Arc::new(config),
             store,
+            rooms,
+            connections,
+            stop_reading: CancellationToken::new(),
+            sockets: TaskTracker::new(),
             metrics: metrics_handle(),
         };
         Ok(Server { state })
     }
 
-    /// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests finish
-    /// (up to `http.shutdown_grace_secs`), and makes every write durable.
+    /// Serves until `shutdown` resolves, then: stops accepting; lets in-flight requests finish;
+    /// stops reading sockets, lets every room deliver what it has made durable, and closes the
+    /// sockets with 1001 after their queues are written; all within `http.shutdown_grace_secs`.
+    /// Last, every write is flushed to disk.
     pub async fn run(
         self,
         listener: TcpListener,
@@ -64,6 +89,12 @@ impl Server {
     ) -> Result<(), ServeError> {
         let state = self.state;
         let store = state.store.clone();
+        let sockets = state.sockets.clone();
+        let (stop_reading, rooms, connections) = (
+            state.stop_reading.clone(),
+            state.rooms.clone(),
+            state.connections.clone(),
+        );
         let grace = Duration::from_secs(state.config.http.shutdown_grace_secs);
         let url = served_url(&state.config, listener.local_addr()?);
         tracing::info!("hearth is serving on {url}");
@@ -74,13 +105,22 @@ impl Server {
             shutdown.await;
             tracing::info!("shutting down: no new connections, finishing requests");
             let _ = stopping_tx.send(true);
+            stop_reading.cancel();
+            rooms.shutdown().await;
+            connections.close_all(GOING_AWAY.0, GOING_AWAY.1);
         });
         let deadline = async move {
             let _ = stopping.wait_for(|stopping| *stopping).await;
             tokio::time::sleep(grace).await;
         };
+        let finished = async move {
+            serve.await?;
+            sockets.close();
+            sockets.wait().await;
+            Ok::<_, std::io::Error>(())
+        };
         tokio::select! {
-            served = serve => served?,
+            finished = finished => finished?,
             () = deadline => tracing::warn!("requests still running after the grace period; stopping anyway"),
         }
         store.commit().await?;
@@ -106,6 +146,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/api", crate::api::router())
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
+        .route("/ws", get(crate::ws::upgrade))
         .fallback(crate::web::serve_asset)
         .layer(middleware::from_fn(count_requests))
         .layer(DefaultBodyLimit::max(body_limit))

@@ -12,6 +12,7 @@ use crate::auth::extract::{ClientIp, CurrentUser, SESSION_COOKIE};
 use crate::auth::{NewSession, PublicUser};
 use crate::error::{ApiJson, AppError};
 use crate::server::AppState;
+use crate::ws::conn::SESSION_ENDED;
 
 #[derive(Deserialize)]
 pub struct Credentials {
@@ -41,6 +42,11 @@ pub async fn logout(
     current: CurrentUser,
 ) -> Result<Response, AppError> {
     state.auth.logout(&current.auth).await?;
+    let (code, reason) = SESSION_ENDED;
+    let user = current.auth.user.id;
+    state
+        .connections
+        .close_session(user, &current.auth.token_hash, code, reason);
     let mut response = StatusCode::NO_CONTENT.into_response();
     set_cookie(&state, &mut response, "", 0);
     Ok(response)

@@ -1,6 +1,7 @@
 //! The JSON API under `/api`: one file per resource.
 
 mod auth;
+mod rooms;
 
 use axum::routing::{get, post};
 use axum::Router;
@@ -15,5 +16,8 @@ pub fn router() -> Router<AppState> {
         .route("/auth/logout", post(auth::logout))
         .route("/auth/providers", get(auth::providers))
         .route("/me", get(auth::me))
+        .route("/rooms", post(rooms::create).get(rooms::mine))
+        .route("/rooms/{code}", get(rooms::one))
+        .route("/rooms/{code}/messages", get(rooms::messages))
         .fallback(|| async { AppError::NotFound })
 }

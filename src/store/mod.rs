@@ -2,12 +2,14 @@
 //!
 //! - `meta`: the schema version, checked at open.
 //! - `users`, `usernames`, `sessions`, `user_sessions`: accounts (see [`accounts`]).
+//! - `rooms`, `members`, `bans`, `items`, `user_rooms`: rooms and history (see [`rooms`]).
 //!
 //! Writes are applied to sled at once and made durable by [`Store::commit`], which joins the
 //! group-commit writer in [`commit`]: one flush + fsync covers every write that was waiting.
 
 pub mod accounts;
 mod commit;
+pub mod rooms;
 
 use std::path::{Path, PathBuf};
 
@@ -64,6 +66,11 @@ pub struct Store {
     pub(crate) usernames: sled::Tree,
     pub(crate) sessions: sled::Tree,
     pub(crate) user_sessions: sled::Tree,
+    pub(crate) rooms: sled::Tree,
+    pub(crate) members: sled::Tree,
+    pub(crate) bans: sled::Tree,
+    pub(crate) items: sled::Tree,
+    pub(crate) user_rooms: sled::Tree,
     committer: Committer,
 }
 
@@ -86,6 +93,11 @@ impl Store {
             usernames: db.open_tree("usernames")?,
             sessions: db.open_tree("sessions")?,
             user_sessions: db.open_tree("user_sessions")?,
+            rooms: db.open_tree("rooms")?,
+            members: db.open_tree("members")?,
+            bans: db.open_tree("bans")?,
+            items: db.open_tree("items")?,
+            user_rooms: db.open_tree("user_rooms")?,
             db,
             committer,
         })

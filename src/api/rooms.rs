@@ -1,0 +1,117 @@
+//! Rooms over HTTP: create, list mine, one room with its members, history pages.
+
+use std::collections::HashSet;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+
+use crate::auth::extract::CurrentUser;
+use crate::error::{ApiJson, AppError};
+use crate::rooms::history_limit;
+use crate::rooms::view::{MemberView, RoomView};
+use crate::rooms::{code, create, RoomCommand, RoomError};
+use crate::server::AppState;
+use crate::store::rooms::RoomRecord;
+
+#[derive(Deserialize)]
+pub struct NewRoom {
+    name: String,
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    ApiJson(body): ApiJson<NewRoom>,
+) -> Result<(StatusCode, Json<Value>), AppError> {
+    let max = state.config.rooms.max_name_chars;
+    let room = create::create_room(&state.store, &current.auth.user, &body.name, max).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "room": RoomView::from(&room) })),
+    ))
+}
+
+pub async fn mine(
+    State(state): State<AppState>,
+    current: CurrentUser,
+) -> Result<Json<Value>, AppError> {
+    let rooms: Vec<RoomView> = state
+        .store
+        .rooms_of_user(current.auth.user.id)?
+        .iter()
+        .map(RoomView::from)
+        .collect();
+    Ok(Json(json!({ "rooms": rooms })))
+}
+
+pub async fn one(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(code): Path<String>,
+) -> Result<Json<Value>, AppError> {
+    let room = member_room(&state, &current, &code)?;
+    let online = online_members(&state, &room.code).await;
+    let mut members = state.store.members(&room.code)?;
+    members.sort_by_key(|(_, m)| m.since);
+    let members: Vec<MemberView> = members
+        .into_iter()
+        .map(|(id, m)| MemberView {
+            online: online.contains(&id),
+            host: id == room.host,
+            username: m.username,
+            display_name: m.display_name,
+        })
+        .collect();
+    Ok(Json(
+        json!({ "room": RoomView::from(&room), "members": members }),
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct HistoryQuery {
+    before: Option<u64>,
+    limit: Option<u32>,
+}
+
+pub async fn messages(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(code): Path<String>,
+    query: Result<Query<HistoryQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, AppError> {
+    let Query(query) = query.map_err(|e| AppError::BadRequest(e.body_text()))?;
+    let room = member_room(&state, &current, &code)?;
+    let limit = history_limit(query.limit)?;
+    let page = state.store.items_before(&room.code, query.before, limit)?;
+    Ok(Json(json!({ "messages": page.items, "more": page.more })))
+}
+
+/// The room, if it exists and the caller is a member.
+fn member_room(
+    state: &AppState,
+    current: &CurrentUser,
+    code: &str,
+) -> Result<RoomRecord, AppError> {
+    let code = code::normalize(code).ok_or(RoomError::UnknownRoom)?;
+    let room = state.store.room(&code)?.ok_or(RoomError::UnknownRoom)?;
+    if !state.store.is_member(&code, current.auth.user.id)? {
+        return Err(RoomError::NotMember.into());
+    }
+    Ok(room)
+}
+
+/// Members with a subscribed socket; nobody when the room's actor is not running.
+async fn online_members(state: &AppState, code: &str) -> HashSet<u64> {
+    let Some(inbox) = state.rooms.running(code) else {
+        return HashSet::new();
+    };
+    let (reply, answer) = oneshot::channel();
+    if inbox.send(RoomCommand::Online { reply }).await.is_err() {
+        return HashSet::new();
+    }
+    answer.await.unwrap_or_default()
+}

@@ -1,0 +1,55 @@
+//! Creating a room. It happens outside any actor: until the code is handed out nobody else can
+//! address the room, so the store's transaction is the only owner it needs.
+
+use super::{code, RoomError};
+use crate::auth::now_ms;
+use crate::store::rooms::{Event, Item, MemberRecord, RoomRecord};
+use crate::store::{Store, UserRecord};
+
+/// Attempts at a fresh code before giving up (31^6 codes: collisions are rare until very many
+/// rooms exist).
+const CODE_ATTEMPTS: usize = 16;
+
+pub async fn create_room(
+    store: &Store,
+    creator: &UserRecord,
+    name: &str,
+    max_name_chars: usize,
+) -> Result<RoomRecord, RoomError> {
+    let name = name.trim();
+    let chars = name.chars().count();
+    if chars == 0 || chars > max_name_chars || name.chars().any(char::is_control) {
+        return Err(RoomError::InvalidName(max_name_chars));
+    }
+    let now = now_ms();
+    let member = MemberRecord {
+        username: creator.username.clone(),
+        display_name: creator.display_name.clone(),
+        since: 1,
+        joined_at: now,
+    };
+    for _ in 0..CODE_ATTEMPTS {
+        let code = code::generate().map_err(|e| RoomError::Internal(e.to_string()))?;
+        let room = RoomRecord {
+            code: code.clone(),
+            name: name.to_string(),
+            created_at: now,
+            host: creator.id,
+            host_username: creator.username.clone(),
+        };
+        let first = Item::system(
+            1,
+            store.next_id()?,
+            now,
+            Event::RoomCreated,
+            &creator.username,
+            None,
+        );
+        if store.create_room(&room, creator.id, &member, &first)? {
+            store.commit().await?;
+            metrics::counter!("hearth_rooms_created_total").increment(1);
+            return Ok(room);
+        }
+    }
+    Err(RoomError::Internal("no free room code found".into()))
+}

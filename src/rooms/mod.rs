@@ -1,0 +1,147 @@
+//! Rooms: one actor task per active room owns that room's state; the registry starts, finds and
+//! retires them.
+//!
+//! - [`code`]: room codes.
+//! - [`view`]: rooms and members as the wire shows them.
+//! - [`registry`]: the only shared map, from code to a running actor's inbox.
+//! - [`actor`]: the actor loop: batching, durability (group commit) before effects, retirement.
+//! - [`handlers`]: what each command does to a room.
+//! - [`create`]: creating a room, the one write that happens outside an actor.
+//!
+//! An actor's inputs ([`RoomCommand`]) and outputs (frames pushed to [`ConnHandle`]s) are plain
+//! messages, so moving rooms across machines would be a change of transport.
+
+mod actor;
+pub mod code;
+pub mod create;
+mod handlers;
+pub mod registry;
+pub mod view;
+
+use std::collections::HashSet;
+
+use tokio::sync::oneshot;
+
+use crate::store::StoreError;
+use crate::ws::outbox::{ConnHandle, ConnId};
+
+pub use handlers::history_limit;
+pub use registry::Registry;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RoomError {
+    #[error("there is no room with that code")]
+    UnknownRoom,
+    #[error("you are not a member of this room")]
+    NotMember,
+    #[error("only the host can do that")]
+    NotHost,
+    #[error("you are banned from this room")]
+    Banned,
+    #[error("messages may have at most {0} characters")]
+    TooLong(usize),
+    #[error("room names are 1 to {0} characters")]
+    InvalidName(usize),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("the server is shutting down")]
+    ShuttingDown,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl RoomError {
+    /// The wire code, on the socket and over HTTP.
+    pub fn code(&self) -> &'static str {
+        match self {
+            RoomError::UnknownRoom => "unknown_room",
+            RoomError::NotMember => "not_member",
+            RoomError::NotHost => "not_host",
+            RoomError::Banned => "banned",
+            RoomError::TooLong(_) => "too_long",
+            RoomError::InvalidName(_) => "invalid_name",
+            RoomError::BadRequest(_) => "bad_request",
+            RoomError::ShuttingDown | RoomError::Store(_) | RoomError::Internal(_) => "internal",
+        }
+    }
+
+    /// The message a client may see; server faults stay in the log.
+    pub fn public_message(&self) -> String {
+        match self {
+            RoomError::Store(_) | RoomError::Internal(_) => {
+                tracing::error!(error = %self, "room command failed");
+                "something went wrong on the server".into()
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
+/// Who sent a command.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub id: u64,
+    pub username: String,
+    pub display_name: String,
+}
+
+/// A client frame addressed to a room: who, through which socket, with which `ref`.
+pub struct Request {
+    pub conn: ConnHandle,
+    pub caller: Caller,
+    pub reference: Option<String>,
+}
+
+/// What a client asked of a room.
+#[derive(Debug, Clone)]
+pub enum Action {
+    Join {
+        since: Option<u64>,
+    },
+    Leave,
+    Send {
+        text: String,
+    },
+    History {
+        before: Option<u64>,
+        limit: Option<u32>,
+    },
+    React {
+        seq: u64,
+        emoji: String,
+        on: bool,
+    },
+    Typing,
+    Kick {
+        user: String,
+    },
+    Unban {
+        user: String,
+    },
+    TransferHost {
+        user: String,
+    },
+}
+
+/// A room actor's inbox.
+pub enum RoomCommand {
+    Client {
+        request: Request,
+        action: Action,
+    },
+    /// A socket went away; forget its subscription.
+    Unsubscribe {
+        conn: ConnId,
+        user: u64,
+    },
+    /// Which members have a subscribed socket (for HTTP).
+    Online {
+        reply: oneshot::Sender<HashSet<u64>>,
+    },
+    /// Finish pending writes, deliver their effects, and stop.
+    Shutdown {
+        done: oneshot::Sender<()>,
+    },
+}

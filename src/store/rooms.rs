@@ -1,0 +1,365 @@
+//! Room records: the room, its members, bans and history items.
+//!
+//! Keys start with the 6-byte room code so each room's records sort together:
+//! `rooms` code -> [`RoomRecord`]; `members` code ++ user id -> [`MemberRecord`];
+//! `bans` code ++ user id -> [`BanRecord`]; `items` code ++ seq (u64 BE) -> [`Item`];
+//! `user_rooms` user id ++ code -> joined-at (u64 BE), for "my rooms".
+//!
+//! Only a room's actor writes these after creation, so no two writers race on one room.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::Transactional;
+
+use super::{decode, encode, Result, Store, StoreError};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RoomRecord {
+    pub code: String,
+    pub name: String,
+    pub created_at: u64,
+    /// The host's user id and username; kept when the host leaves an emptied room, so the
+    /// next joiner's takeover can name whom they took over from.
+    pub host: u64,
+    pub host_username: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MemberRecord {
+    pub username: String,
+    pub display_name: String,
+    /// The seq at which membership began: the smallest is the longest-standing member.
+    pub since: u64,
+    pub joined_at: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct BanRecord {
+    pub username: String,
+    pub by: String,
+    pub at: u64,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemKind {
+    Chat,
+    Bot,
+    System,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Event {
+    RoomCreated,
+    Join,
+    Leave,
+    Kick,
+    Unban,
+    HostTransfer,
+}
+
+/// One history item, stored exactly as the wire shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Item {
+    pub seq: u64,
+    pub id: u64,
+    pub ts: u64,
+    pub kind: ItemKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<Event>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// Emoji -> usernames, in the order they reacted.
+    #[serde(default)]
+    pub reactions: BTreeMap<String, Vec<String>>,
+}
+
+impl Item {
+    fn blank(seq: u64, id: u64, ts: u64, kind: ItemKind) -> Item {
+        Item {
+            seq,
+            id,
+            ts,
+            kind,
+            author: None,
+            text: None,
+            event: None,
+            user: None,
+            by: None,
+            from: None,
+            to: None,
+            reactions: BTreeMap::new(),
+        }
+    }
+
+    pub fn chat(seq: u64, id: u64, ts: u64, author: &str, text: String) -> Item {
+        Item {
+            author: Some(author.to_string()),
+            text: Some(text),
+            ..Item::blank(seq, id, ts, ItemKind::Chat)
+        }
+    }
+
+    /// A system item about `user`, with `by` when someone else acted.
+    pub fn system(seq: u64, id: u64, ts: u64, event: Event, user: &str, by: Option<&str>) -> Item {
+        Item {
+            event: Some(event),
+            user: Some(user.to_string()),
+            by: by.map(str::to_string),
+            ..Item::blank(seq, id, ts, ItemKind::System)
+        }
+    }
+
+    pub fn host_transfer(
+        seq: u64,
+        id: u64,
+        ts: u64,
+        from: &str,
+        to: &str,
+        by: Option<&str>,
+    ) -> Item {
+        Item {
+            event: Some(Event::HostTransfer),
+            from: Some(from.to_string()),
+            to: Some(to.to_string()),
+            by: by.map(str::to_string),
+            ..Item::blank(seq, id, ts, ItemKind::System)
+        }
+    }
+}
+
+/// A page of history, oldest first, and whether more lies beyond it.
+#[derive(Debug, Default)]
+pub struct Page {
+    pub items: Vec<Item>,
+    pub more: bool,
+}
+
+fn key(code: &str, suffix: u64) -> Vec<u8> {
+    let mut key = code.as_bytes().to_vec();
+    key.extend_from_slice(&suffix.to_be_bytes());
+    key
+}
+
+fn suffix_u64(tree: &'static str, key: &[u8]) -> Result<u64> {
+    let tail: [u8; 8] = key
+        .get(key.len().saturating_sub(8)..)
+        .and_then(|t| t.try_into().ok())
+        .ok_or(StoreError::Corrupt {
+            tree,
+            detail: "key too short".into(),
+        })?;
+    Ok(u64::from_be_bytes(tail))
+}
+
+fn user_room_key(user_id: u64, code: &str) -> Vec<u8> {
+    let mut key = user_id.to_be_bytes().to_vec();
+    key.extend_from_slice(code.as_bytes());
+    key
+}
+
+impl Store {
+    /// Creates a room with its creator as first member and `first` as item 1. Answers false
+    /// (and writes nothing) when the code is taken.
+    pub fn create_room(
+        &self,
+        room: &RoomRecord,
+        creator: u64,
+        member: &MemberRecord,
+        first: &Item,
+    ) -> Result<bool> {
+        let outcome = (&self.rooms, &self.members, &self.user_rooms, &self.items).transaction(
+            |(rooms, members, user_rooms, items)| {
+                if rooms.get(room.code.as_bytes())?.is_some() {
+                    return Err(ConflictableTransactionError::Abort(()));
+                }
+                rooms.insert(room.code.as_bytes(), encode(room))?;
+                members.insert(key(&room.code, creator), encode(member))?;
+                user_rooms.insert(
+                    user_room_key(creator, &room.code),
+                    &member.joined_at.to_be_bytes(),
+                )?;
+                items.insert(key(&room.code, first.seq), encode(first))?;
+                Ok(())
+            },
+        );
+        match outcome {
+            Ok(()) => Ok(true),
+            Err(TransactionError::Abort(())) => Ok(false),
+            Err(TransactionError::Storage(e)) => Err(e.into()),
+        }
+    }
+
+    pub fn room(&self, code: &str) -> Result<Option<RoomRecord>> {
+        self.rooms
+            .get(code.as_bytes())?
+            .map(|raw| decode("rooms", &raw))
+            .transpose()
+    }
+
+    pub fn put_room(&self, room: &RoomRecord) -> Result<()> {
+        self.rooms.insert(room.code.as_bytes(), encode(room))?;
+        Ok(())
+    }
+
+    /// Every member of a room with their user id, in no particular order.
+    pub fn members(&self, code: &str) -> Result<Vec<(u64, MemberRecord)>> {
+        self.members
+            .scan_prefix(code.as_bytes())
+            .map(|entry| {
+                let (k, v) = entry?;
+                Ok((suffix_u64("members", &k)?, decode("members", &v)?))
+            })
+            .collect()
+    }
+
+    pub fn is_member(&self, code: &str, user_id: u64) -> Result<bool> {
+        Ok(self.members.contains_key(key(code, user_id))?)
+    }
+
+    pub fn put_member(&self, code: &str, user_id: u64, member: &MemberRecord) -> Result<()> {
+        self.members.insert(key(code, user_id), encode(member))?;
+        self.user_rooms.insert(
+            user_room_key(user_id, code),
+            &member.joined_at.to_be_bytes(),
+        )?;
+        Ok(())
+    }
+
+    pub fn remove_member(&self, code: &str, user_id: u64) -> Result<()> {
+        self.members.remove(key(code, user_id))?;
+        self.user_rooms.remove(user_room_key(user_id, code))?;
+        Ok(())
+    }
+
+    pub fn bans(&self, code: &str) -> Result<Vec<(u64, BanRecord)>> {
+        self.bans
+            .scan_prefix(code.as_bytes())
+            .map(|entry| {
+                let (k, v) = entry?;
+                Ok((suffix_u64("bans", &k)?, decode("bans", &v)?))
+            })
+            .collect()
+    }
+
+    pub fn put_ban(&self, code: &str, user_id: u64, ban: &BanRecord) -> Result<()> {
+        self.bans.insert(key(code, user_id), encode(ban))?;
+        Ok(())
+    }
+
+    pub fn remove_ban(&self, code: &str, user_id: u64) -> Result<()> {
+        self.bans.remove(key(code, user_id))?;
+        Ok(())
+    }
+
+    /// The rooms a user belongs to, oldest membership first.
+    pub fn rooms_of_user(&self, user_id: u64) -> Result<Vec<RoomRecord>> {
+        let mut joined = Vec::new();
+        for entry in self.user_rooms.scan_prefix(user_id.to_be_bytes()) {
+            let (k, v) = entry?;
+            let code = String::from_utf8_lossy(&k[8..]).into_owned();
+            joined.push((suffix_u64("user_rooms", &v)?, code));
+        }
+        joined.sort();
+        let mut rooms = Vec::with_capacity(joined.len());
+        for (_, code) in joined {
+            if let Some(room) = self.room(&code)? {
+                rooms.push(room);
+            }
+        }
+        Ok(rooms)
+    }
+
+    /// The highest seq stored for a room (0 for none).
+    pub fn last_seq(&self, code: &str) -> Result<u64> {
+        match self.items.scan_prefix(code.as_bytes()).next_back() {
+            Some(entry) => suffix_u64("items", &entry?.0),
+            None => Ok(0),
+        }
+    }
+
+    pub fn put_item(&self, code: &str, item: &Item) -> Result<()> {
+        self.items.insert(key(code, item.seq), encode(item))?;
+        Ok(())
+    }
+
+    pub fn item(&self, code: &str, seq: u64) -> Result<Option<Item>> {
+        self.items
+            .get(key(code, seq))?
+            .map(|raw| decode("items", &raw))
+            .transpose()
+    }
+
+    /// The newest `limit` items with seq < `before` (all when `None`), oldest first.
+    pub fn items_before(&self, code: &str, before: Option<u64>, limit: usize) -> Result<Page> {
+        let end = key(code, before.unwrap_or(u64::MAX));
+        let mut range = self.items.range(key(code, 0)..end).rev();
+        let mut items = Vec::with_capacity(limit.min(256));
+        for entry in range.by_ref().take(limit) {
+            items.push(decode("items", &entry?.1)?);
+        }
+        let more = range.next().is_some();
+        items.reverse();
+        Ok(Page { items, more })
+    }
+
+    /// The oldest `limit` items with seq > `since`, oldest first.
+    pub fn items_after(&self, code: &str, since: u64, limit: usize) -> Result<Page> {
+        let start = key(code, since.saturating_add(1));
+        let mut range = self.items.range(start..=key(code, u64::MAX));
+        let mut items = Vec::with_capacity(limit.min(512));
+        for entry in range.by_ref().take(limit) {
+            items.push(decode("items", &entry?.1)?);
+        }
+        let more = range.next().is_some();
+        Ok(Page { items, more })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn history_pages_both_ways() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for seq in 1..=10 {
+            store
+                .put_item("ABCDEF", &Item::chat(seq, seq, 0, "a", format!("m{seq}")))
+                .unwrap();
+        }
+        store
+            .put_item("ABCDEG", &Item::chat(1, 99, 0, "a", "other".into()))
+            .unwrap();
+        assert_eq!(store.last_seq("ABCDEF").unwrap(), 10);
+        assert_eq!(store.last_seq("ZZZZZZ").unwrap(), 0);
+
+        let page = store.items_before("ABCDEF", None, 3).unwrap();
+        let seqs: Vec<u64> = page.items.iter().map(|i| i.seq).collect();
+        assert_eq!((seqs, page.more), (vec![8, 9, 10], true));
+        let page = store.items_before("ABCDEF", Some(3), 5).unwrap();
+        let seqs: Vec<u64> = page.items.iter().map(|i| i.seq).collect();
+        assert_eq!((seqs, page.more), (vec![1, 2], false));
+
+        let page = store.items_after("ABCDEF", 7, 2).unwrap();
+        let seqs: Vec<u64> = page.items.iter().map(|i| i.seq).collect();
+        assert_eq!((seqs, page.more), (vec![8, 9], true));
+        let page = store.items_after("ABCDEF", 8, 500).unwrap();
+        assert_eq!(page.items.len(), 2);
+        assert!(!page.more);
+    }
+}

@@ -1,0 +1,287 @@
+//! One socket: a read task that checks, parses and dispatches frames to room actors, and a
+//! write task that drains the socket's queue, coalescing frames into few flushes.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
+use tokio::sync::mpsc;
+
+use super::frames::{self, ClientFrame, ServerFrame};
+use super::limits::{RateLimit, Verdict};
+use super::outbox::{ConnHandle, SLOW_CONSUMER};
+use crate::auth::Authenticated;
+use crate::config::WsConfig;
+use crate::rooms::{code, Action, Caller, Request, RoomCommand};
+use crate::server::AppState;
+
+/// Frames written per flush at most.
+const COALESCE: usize = 64;
+/// Internal marker for a connection that broke; never sent on the wire.
+const LOST: u16 = 1006;
+pub const GOING_AWAY: (u16, &str) = (1001, "server shutting down");
+pub const SESSION_ENDED: (u16, &str) = (4401, "session ended");
+const IDLE: (u16, &str) = (4408, "idle timeout");
+const TOO_BIG: (u16, &str) = (1009, "frame too large");
+const FLOODING: (u16, &str) = (1008, "flooding");
+const PROTOCOL_ERROR: (u16, &str) = (1002, "protocol error");
+
+pub async fn serve(socket: WebSocket, state: AppState, auth: Authenticated) {
+    let config = state.config.ws.clone();
+    let (sink, stream) = socket.split();
+    let (outbox, queue) = mpsc::channel(config.outbound_queue);
+    let conn = ConnHandle::new(
+        state.connections.next_id(),
+        auth.user.id,
+        auth.token_hash,
+        outbox,
+    );
+    state.connections.add(conn.clone());
+    let writer = tokio::spawn(write_loop(sink, queue, conn.clone(), config));
+    let caller = Caller {
+        id: auth.user.id,
+        username: auth.user.username,
+        display_name: auth.user.display_name,
+    };
+    let rooms = read_loop(stream, &conn, &state, caller).await;
+    state.connections.remove(&conn);
+    for code in rooms {
+        let command = RoomCommand::Unsubscribe {
+            conn: conn.id(),
+            user: conn.user(),
+        };
+        state.rooms.send_if_running(&code, command).await;
+    }
+    conn.close(1000, "bye");
+    let _ = writer.await;
+}
+
+/// Reads until the socket ends or is closed; answers the rooms this socket joined.
+async fn read_loop(
+    mut stream: SplitStream<WebSocket>,
+    conn: &ConnHandle,
+    state: &AppState,
+    caller: Caller,
+) -> HashSet<String> {
+    let config = &state.config.ws;
+    let mut rooms = HashSet::new();
+    let mut limit = RateLimit::new(
+        config.rate_per_sec,
+        config.rate_burst,
+        config.flood_close_after,
+    );
+    let silence = Duration::from_secs(config.idle_timeout_secs);
+    let mut last_heard = Instant::now();
+    loop {
+        let deadline = tokio::time::Instant::from_std(last_heard + silence);
+        let message = tokio::select! {
+            message = stream.next() => message,
+            _ = conn.closing() => break,
+            () = state.stop_reading.cancelled() => {
+                // The server closes every socket with 1001 once the rooms have flushed.
+                conn.closing().await;
+                break;
+            }
+            () = tokio::time::sleep_until(deadline) => {
+                conn.close(IDLE.0, IDLE.1);
+                break;
+            }
+        };
+        let message = match message {
+            Some(Ok(message)) => message,
+            Some(Err(error)) => {
+                let (code, reason) = if is_oversize(error) {
+                    TOO_BIG
+                } else {
+                    PROTOCOL_ERROR
+                };
+                conn.close(code, reason);
+                break;
+            }
+            None => break,
+        };
+        last_heard = Instant::now();
+        match message {
+            Message::Text(text) => {
+                if let Some(code) = handle_text(&text, conn, state, &caller, &mut limit).await {
+                    rooms.insert(code);
+                }
+            }
+            Message::Binary(_) => reply_error(
+                conn,
+                None,
+                "bad_request",
+                "frames are JSON text, not binary",
+            ),
+            Message::Close(_) => break,
+            Message::Ping(_) | Message::Pong(_) => {}
+        }
+    }
+    rooms
+}
+
+#[derive(Deserialize)]
+struct RefOnly {
+    #[serde(rename = "ref")]
+    reference: Option<String>,
+}
+
+/// Handles one text frame; answers the room code if it was a join that reached its room.
+async fn handle_text(
+    text: &str,
+    conn: &ConnHandle,
+    state: &AppState,
+    caller: &Caller,
+    limit: &mut RateLimit,
+) -> Option<String> {
+    match limit.check(Instant::now()) {
+        Verdict::Allow => {}
+        Verdict::Refuse => {
+            let reference = serde_json::from_str::<RefOnly>(text)
+                .ok()
+                .and_then(|r| r.reference);
+            reply_error(conn, reference.as_deref(), "rate_limited", "slow down");
+            return None;
+        }
+        Verdict::Flooding => {
+            conn.close(FLOODING.0, FLOODING.1);
+            return None;
+        }
+    }
+    let envelope = match frames::parse(text) {
+        Ok(envelope) => envelope,
+        Err(error) => {
+            reply_error(conn, None, "bad_request", &error.to_string());
+            return None;
+        }
+    };
+    let reference = envelope.reference;
+    let Some(code) = code::normalize(envelope.frame.room()) else {
+        reply_error(
+            conn,
+            reference.as_deref(),
+            "unknown_room",
+            "there is no room with that code",
+        );
+        return None;
+    };
+    let action = action_of(envelope.frame);
+    let joining = matches!(action, Action::Join { .. });
+    let request = Request {
+        conn: conn.clone(),
+        caller: caller.clone(),
+        reference: reference.clone(),
+    };
+    match state
+        .rooms
+        .send(&code, RoomCommand::Client { request, action })
+        .await
+    {
+        Ok(()) => joining.then_some(code),
+        Err(error) => {
+            reply_error(
+                conn,
+                reference.as_deref(),
+                error.code(),
+                &error.public_message(),
+            );
+            None
+        }
+    }
+}
+
+fn action_of(frame: ClientFrame) -> Action {
+    match frame {
+        ClientFrame::Join { since, .. } => Action::Join { since },
+        ClientFrame::Leave { .. } => Action::Leave,
+        ClientFrame::Send { text, .. } => Action::Send { text },
+        ClientFrame::History { before, limit, .. } => Action::History { before, limit },
+        ClientFrame::React { seq, emoji, on, .. } => Action::React { seq, emoji, on },
+        ClientFrame::Typing { .. } => Action::Typing,
+        ClientFrame::Kick { user, .. } => Action::Kick { user },
+        ClientFrame::Unban { user, .. } => Action::Unban { user },
+        ClientFrame::TransferHost { user, .. } => Action::TransferHost { user },
+    }
+}
+
+fn reply_error(conn: &ConnHandle, reference: Option<&str>, code: &'static str, message: &str) {
+    conn.deliver(
+        &ServerFrame::Error {
+            reference,
+            code,
+            message,
+        }
+        .encode(),
+    );
+}
+
+fn is_oversize(error: axum::Error) -> bool {
+    let inner = error.into_inner();
+    match inner.downcast_ref::<tungstenite::Error>() {
+        Some(e) => matches!(e, tungstenite::Error::Capacity(_)),
+        None => inner.to_string().contains("Space limit exceeded"),
+    }
+}
+
+async fn write_loop(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut queue: mpsc::Receiver<Utf8Bytes>,
+    conn: ConnHandle,
+    config: WsConfig,
+) {
+    let write_timeout = Duration::from_secs(config.write_timeout_secs);
+    let mut ping = tokio::time::interval(Duration::from_secs(config.ping_interval_secs));
+    ping.tick().await;
+    loop {
+        tokio::select! {
+            biased;
+            (code, reason) = conn.closing() => {
+                if code == LOST {
+                    return;
+                }
+                if code == GOING_AWAY.0 {
+                    // Shutting down: what is queued was acknowledged; deliver it first.
+                    let drain = async {
+                        while let Ok(frame) = queue.try_recv() {
+                            sink.feed(Message::Text(frame)).await?;
+                        }
+                        sink.flush().await
+                    };
+                    let _ = tokio::time::timeout(write_timeout, drain).await;
+                }
+                let close = Message::Close(Some(CloseFrame { code, reason: reason.as_ref().into() }));
+                let _ = tokio::time::timeout(write_timeout, sink.send(close)).await;
+                return;
+            }
+            frame = queue.recv() => {
+                let Some(frame) = frame else { return };
+                let write = async {
+                    sink.feed(Message::Text(frame)).await?;
+                    for _ in 1..COALESCE {
+                        match queue.try_recv() {
+                            Ok(frame) => sink.feed(Message::Text(frame)).await?,
+                            Err(_) => break,
+                        }
+                    }
+                    sink.flush().await
+                };
+                match tokio::time::timeout(write_timeout, write).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => conn.close(LOST, "write failed"),
+                    Err(_) => conn.close(SLOW_CONSUMER.0, SLOW_CONSUMER.1),
+                }
+            }
+            _ = ping.tick() => {
+                let ping = sink.send(Message::Ping(Default::default()));
+                match tokio::time::timeout(write_timeout, ping).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => conn.close(LOST, "write failed"),
+                    Err(_) => conn.close(SLOW_CONSUMER.0, SLOW_CONSUMER.1),
+                }
+            }
+        }
+    }
+}

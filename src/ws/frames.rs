@@ -1,0 +1,237 @@
+//! The socket's frames: what clients send ([`ClientFrame`]) and what the server sends
+//! ([`ServerFrame`]). Parsing yields a typed frame or a typed [`FrameError`].
+
+use serde::{Deserialize, Serialize};
+
+use crate::rooms::view::{MemberView, RoomView};
+use crate::store::rooms::Item;
+
+pub const MAX_REF_CHARS: usize = 64;
+
+/// A client frame with its optional `ref`.
+#[derive(Debug, Deserialize)]
+pub struct Envelope {
+    #[serde(rename = "ref", default)]
+    pub reference: Option<String>,
+    #[serde(flatten)]
+    pub frame: ClientFrame,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientFrame {
+    Join {
+        room: String,
+        #[serde(default)]
+        since: Option<u64>,
+    },
+    Leave {
+        room: String,
+    },
+    Send {
+        room: String,
+        text: String,
+    },
+    History {
+        room: String,
+        #[serde(default)]
+        before: Option<u64>,
+        #[serde(default)]
+        limit: Option<u32>,
+    },
+    React {
+        room: String,
+        seq: u64,
+        emoji: String,
+        on: bool,
+    },
+    Typing {
+        room: String,
+    },
+    Kick {
+        room: String,
+        user: String,
+    },
+    Unban {
+        room: String,
+        user: String,
+    },
+    TransferHost {
+        room: String,
+        user: String,
+    },
+}
+
+impl ClientFrame {
+    pub fn room(&self) -> &str {
+        match self {
+            ClientFrame::Join { room, .. }
+            | ClientFrame::Leave { room }
+            | ClientFrame::Send { room, .. }
+            | ClientFrame::History { room, .. }
+            | ClientFrame::React { room, .. }
+            | ClientFrame::Typing { room }
+            | ClientFrame::Kick { room, .. }
+            | ClientFrame::Unban { room, .. }
+            | ClientFrame::TransferHost { room, .. } => room,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum FrameError {
+    #[error("frames are JSON text: {0}")]
+    Malformed(String),
+    #[error("`ref` may have at most {MAX_REF_CHARS} characters")]
+    RefTooLong,
+}
+
+/// Parses one text frame.
+pub fn parse(text: &str) -> Result<Envelope, FrameError> {
+    let envelope: Envelope =
+        serde_json::from_str(text).map_err(|e| FrameError::Malformed(e.to_string()))?;
+    if envelope
+        .reference
+        .as_ref()
+        .is_some_and(|r| r.chars().count() > MAX_REF_CHARS)
+    {
+        return Err(FrameError::RefTooLong);
+    }
+    Ok(envelope)
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame<'a> {
+    Joined {
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<&'a str>,
+        room: &'a RoomView,
+        members: &'a [MemberView],
+        messages: &'a [Item],
+        more: bool,
+    },
+    Ack {
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<&'a str>,
+        room: &'a str,
+        seq: u64,
+        id: u64,
+        ts: u64,
+    },
+    Message {
+        room: &'a str,
+        item: &'a Item,
+    },
+    History {
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<&'a str>,
+        room: &'a str,
+        messages: &'a [Item],
+        more: bool,
+    },
+    Reaction {
+        room: &'a str,
+        seq: u64,
+        emoji: &'a str,
+        user: &'a str,
+        on: bool,
+    },
+    Presence {
+        room: &'a str,
+        user: &'a str,
+        online: bool,
+    },
+    Typing {
+        room: &'a str,
+        user: &'a str,
+    },
+    Kicked {
+        room: &'a str,
+        by: &'a str,
+    },
+    Ok {
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<&'a str>,
+    },
+    Error {
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<&'a str>,
+        code: &'static str,
+        message: &'a str,
+    },
+}
+
+impl ServerFrame<'_> {
+    /// Serializes once; the result is shared by every recipient.
+    pub fn encode(&self) -> axum::extract::ws::Utf8Bytes {
+        // Serializing these plain structs cannot fail.
+        serde_json::to_string(self).unwrap_or_default().into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_table() {
+        let cases: &[(&str, Result<ClientFrame, ()>)] = &[
+            (
+                r#"{"type":"join","room":"abc","ref":"1"}"#,
+                Ok(ClientFrame::Join {
+                    room: "abc".into(),
+                    since: None,
+                }),
+            ),
+            (
+                r#"{"type":"join","room":"abc","since":5}"#,
+                Ok(ClientFrame::Join {
+                    room: "abc".into(),
+                    since: Some(5),
+                }),
+            ),
+            (
+                r#"{"type":"transfer_host","room":"r","user":"u"}"#,
+                Ok(ClientFrame::TransferHost {
+                    room: "r".into(),
+                    user: "u".into(),
+                }),
+            ),
+            (r#"{"type":"send","room":"r"}"#, Err(())),
+            (r#"{"type":"send","room":"r","text":5}"#, Err(())),
+            (r#"{"type":"fly","room":"r"}"#, Err(())),
+            (r#"{"room":"r"}"#, Err(())),
+            ("not json", Err(())),
+            (r#"[1,2]"#, Err(())),
+        ];
+        for (text, expected) in cases {
+            let got = parse(text).map(|e| e.frame).map_err(|_| ());
+            assert_eq!(&got, expected, "{text}");
+        }
+        let long_ref = format!(
+            r#"{{"type":"typing","room":"r","ref":"{}"}}"#,
+            "x".repeat(65)
+        );
+        assert_eq!(parse(&long_ref).err(), Some(FrameError::RefTooLong));
+    }
+
+    #[test]
+    fn server_frames_carry_type_and_ref() {
+        let ok = ServerFrame::Ok {
+            reference: Some("7"),
+        }
+        .encode();
+        assert_eq!(ok.as_str(), r#"{"type":"ok","ref":"7"}"#);
+        let err = ServerFrame::Error {
+            reference: None,
+            code: "bad_request",
+            message: "m",
+        }
+        .encode();
+        assert_eq!(
+            err.as_str(),
+            r#"{"type":"error","code":"bad_request","message":"m"}"#
+        );
+    }
+}

@@ -1,0 +1,62 @@
+//! The WebSocket endpoint `/ws`.
+//!
+//! - [`frames`]: client and server frames (serde enums) and parsing.
+//! - [`conn`]: one socket's read and write tasks.
+//! - [`outbox`]: a socket as rooms see it: bounded queue plus close signal.
+//! - [`hub`]: all open sockets by user (kicks, logouts, shutdown).
+//! - [`limits`]: the per-socket rate limit.
+
+pub mod conn;
+pub mod frames;
+pub mod hub;
+pub mod limits;
+pub mod outbox;
+
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::{State, WebSocketUpgrade};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+
+use crate::auth::extract::presented_token;
+use crate::auth::AuthError;
+use crate::error::AppError;
+use crate::server::AppState;
+
+/// Socket read buffer: client frames are small; a large buffer per idle socket would dominate
+/// memory with many connections.
+const READ_BUFFER: usize = 4 * 1024;
+/// Bytes collected before a write is pushed to the socket even without a flush.
+const WRITE_BUFFER: usize = 16 * 1024;
+
+/// Checks origin (403) and session (401) before upgrading, whatever the order of failures.
+pub async fn upgrade(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    if !state.origins.permits(&headers) {
+        return AppError::ForeignOrigin.into_response();
+    }
+    let Some((token, _)) = presented_token(&headers) else {
+        return AppError::Auth(AuthError::Unauthenticated).into_response();
+    };
+    let auth = match state.auth.authenticate(&token) {
+        Ok(auth) => auth,
+        Err(error) => return AppError::Auth(error).into_response(),
+    };
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => return AppError::BadRequest(rejection.body_text()).into_response(),
+    };
+    let limit = state.config.ws.max_frame_bytes;
+    let alive = state.sockets.token();
+    upgrade
+        .max_frame_size(limit)
+        .max_message_size(limit)
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
+        .on_upgrade(move |socket| async move {
+            conn::serve(socket, state, auth).await;
+            drop(alive);
+        })
+}
