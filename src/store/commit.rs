@@ -7,6 +7,7 @@
 
 use std::fs::File;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
@@ -27,14 +28,25 @@ struct Request {
 pub(super) struct Committer {
     db: sled::Db,
     requests: mpsc::Sender<Request>,
+    flushes: Arc<AtomicU64>,
 }
 
 impl Committer {
     pub(super) fn start(db: sled::Db, dir: &Path) -> Result<Committer> {
         let file = Arc::new(File::open(dir.join("db"))?);
         let (requests, queue) = mpsc::channel(QUEUE_DEPTH);
-        tokio::spawn(run(queue, file));
-        Ok(Committer { db, requests })
+        let flushes = Arc::new(AtomicU64::new(0));
+        tokio::spawn(run(queue, file, flushes.clone()));
+        Ok(Committer {
+            db,
+            requests,
+            flushes,
+        })
+    }
+
+    /// Flushes made so far (each covering one batch).
+    pub(super) fn flushes(&self) -> u64 {
+        self.flushes.load(Ordering::Relaxed)
     }
 
     pub(super) async fn commit(&self) -> Result<()> {
@@ -51,7 +63,7 @@ impl Committer {
     }
 }
 
-async fn run(mut queue: mpsc::Receiver<Request>, file: Arc<File>) {
+async fn run(mut queue: mpsc::Receiver<Request>, file: Arc<File>, flushes: Arc<AtomicU64>) {
     let mut batch = Vec::new();
     while queue.recv_many(&mut batch, QUEUE_DEPTH).await > 0 {
         let db = batch[0].db.clone();
@@ -65,6 +77,7 @@ async fn run(mut queue: mpsc::Receiver<Request>, file: Arc<File>) {
         })
         .await
         .unwrap_or_else(|e| Err(StoreError::Io(std::io::Error::other(e.to_string()))));
+        flushes.fetch_add(1, Ordering::Relaxed);
         metrics::histogram!("hearth_store_commit_batch_size").record(size as f64);
         metrics::histogram!("hearth_store_commit_seconds").record(started.elapsed().as_secs_f64());
         if let Err(e) = &outcome {

@@ -135,6 +135,11 @@ impl Store {
         self.committer.commit().await
     }
 
+    /// How many group flushes have run since open.
+    pub fn commit_flushes(&self) -> u64 {
+        self.committer.flushes()
+    }
+
     /// Flushes synchronously; used at shutdown and by the command-line tools.
     pub fn flush_blocking(&self) -> Result<()> {
         self.db.flush()?;
@@ -195,6 +200,30 @@ mod tests {
         let err = Store::open(dir.path()).err().expect("must refuse");
         assert!(matches!(err, StoreError::Locked(_)), "{err}");
         assert!(err.to_string().contains("is hearth already running?"));
+    }
+
+    /// Many writers committing at once share flushes: a flush covers every request that queued
+    /// while the previous one ran.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_commits_share_flushes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let writers = 200;
+        let tasks: Vec<_> = (0..writers)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    store.users.insert(format!("k{i}"), b"v".as_slice()).unwrap();
+                    store.commit().await.unwrap();
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let flushes = store.commit_flushes();
+        assert!(flushes >= 1);
+        assert!(flushes < writers / 2, "{flushes} flushes for {writers} commits");
     }
 
     #[tokio::test]

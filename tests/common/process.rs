@@ -1,0 +1,93 @@
+//! The `hearth` binary as a child process: a clean environment, and a server on an ephemeral
+//! port whose address is read from its start-up line.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_hearth");
+
+/// A `hearth` command with a clean environment: no HEARTH_* leaks in from the caller, and a
+/// working directory without a config.toml.
+pub fn hearth(dir: &Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(dir).env("NO_COLOR", "1");
+    for (key, _) in std::env::vars() {
+        if key.starts_with("HEARTH_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
+/// A `hearth` process serving on an ephemeral port, its address read from its start-up line.
+/// Dropping it kills the process, so a failed test leaves no server behind.
+pub struct Running {
+    pub child: Child,
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+}
+
+pub fn start(dir: &Path, data: &Path) -> Running {
+    start_with_env(dir, data, &[])
+}
+
+/// Like [`start`], with `HEARTH_*` variables for the configuration.
+pub fn start_with_env(dir: &Path, data: &Path, env: &[(&str, &str)]) -> Running {
+    let mut cmd = hearth(dir);
+    cmd.args(["--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (key, value) in env {
+        cmd.env(key, value);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let base = loop {
+        let line = lines.next().expect("server exited before serving").unwrap();
+        if let Some(rest) = line.split("serving on ").nth(1) {
+            break rest.trim().to_string();
+        }
+    };
+    // Keep draining the logs so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    std::thread::spawn(move || for _ in BufReader::new(stderr).lines() {});
+    Running { child, base }
+}
+
+pub fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+impl Running {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// SIGTERM, and the clean stop the contract promises: exit status 0.
+    pub fn stop(mut self) {
+        signal(&self.child, "TERM");
+        let status = self.child.wait().unwrap();
+        assert_eq!(status.code(), Some(0), "clean stop after SIGTERM");
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
