@@ -212,13 +212,7 @@ impl RoomActor {
             }
         };
         if !changed {
-            self.reply(
-                &req.conn,
-                ServerFrame::Ok {
-                    reference: req.reference.as_deref(),
-                }
-                .encode(),
-            );
+            self.ok_now(req);
             return Ok(());
         }
         self.ctx.store.put_item(&self.code, &item)?;
@@ -260,13 +254,7 @@ impl RoomActor {
                 except_user: Some(caller.id),
             });
         }
-        self.reply(
-            &req.conn,
-            ServerFrame::Ok {
-                reference: req.reference.as_deref(),
-            }
-            .encode(),
-        );
+        self.ok_now(req);
         Ok(())
     }
 
@@ -495,12 +483,27 @@ impl RoomActor {
         });
     }
 
+    /// Confirms a write with `ok`; a frame without `ref` asked for no answer.
     fn ok(&mut self, req: &Request) {
+        let Some(reference) = req.reference.as_deref() else {
+            return;
+        };
         let frame = ServerFrame::Ok {
-            reference: req.reference.as_deref(),
+            reference: Some(reference),
         }
         .encode();
         self.confirm(req, frame);
+    }
+
+    /// Answers `ok` for a frame that changed nothing durable.
+    fn ok_now(&mut self, req: &Request) {
+        if let Some(reference) = req.reference.as_deref() {
+            let frame = ServerFrame::Ok {
+                reference: Some(reference),
+            }
+            .encode();
+            self.reply(&req.conn, frame);
+        }
     }
 
     fn reply(&mut self, conn: &ConnHandle, frame: axum::extract::ws::Utf8Bytes) {
