@@ -14,6 +14,12 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::{Figment, Metadata};
 use serde::{Deserialize, Serialize};
 
+mod oauth;
+pub use oauth::{
+    check_url, GenericProviderConfig, GithubConfig, GoogleConfig, OAuthConfig, Secret, PRESETS,
+    REDACTED,
+};
+
 /// How values set on the command line are named in errors.
 const FLAGS_SOURCE: &str = "command-line flags";
 
@@ -37,6 +43,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub rooms: RoomsConfig,
     pub ws: WsConfig,
+    pub oauth: OAuthConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -144,6 +151,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             rooms: RoomsConfig::default(),
             ws: WsConfig::default(),
+            oauth: OAuthConfig::default(),
         }
     }
 }
@@ -321,6 +329,7 @@ impl Config {
                 "must be at least 1 while ws.rate_per_sec is on",
             ));
         }
+        self.oauth.validate(&source_of)?;
         if let Err(problem) = check_writable_dir(&self.data_dir) {
             return Err(ConfigError::one("data_dir", source_of("data_dir"), problem));
         }
@@ -341,8 +350,8 @@ impl Config {
         self.public_url().starts_with("https://")
     }
 
-    /// The effective configuration as TOML, for `hearth config`. Nothing here is secret yet;
-    /// secrets added later are wrapped so that they serialize redacted.
+    /// The effective configuration as TOML, for `hearth config`. Secrets are [`Secret`]s, which
+    /// serialize as [`REDACTED`].
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}"))
     }
@@ -453,17 +462,20 @@ mod tests {
             .expect("config.toml parses");
         assert_eq!(parsed.to_toml(), Config::default().to_toml());
         let defaults: toml::Table = toml::from_str(&Config::default().to_toml()).unwrap();
-        for (key, value) in &defaults {
-            match value.as_table() {
-                Some(section) => {
-                    assert!(shipped.contains(&format!("[{key}]")), "section [{key}]");
-                    for sub in section.keys() {
-                        assert!(shipped.contains(&format!("\n{sub} = ")), "{key}.{sub}");
+        fn mentions(shipped: &str, prefix: &str, table: &toml::Table) {
+            for (key, value) in table {
+                match value.as_table() {
+                    // Sections nest: [oauth] holds [oauth.github].
+                    Some(section) => {
+                        let name = format!("{prefix}{key}");
+                        assert!(shipped.contains(&format!("[{name}]")), "section [{name}]");
+                        mentions(shipped, &format!("{name}."), section);
                     }
+                    None => assert!(shipped.contains(&format!("\n{key} = ")), "{prefix}{key}"),
                 }
-                None => assert!(shipped.contains(&format!("\n{key} = ")), "{key}"),
             }
         }
+        mentions(shipped, "", &defaults);
     }
 
     #[test]

@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use crate::auth::AuthError;
+use crate::oauth::IdentityError;
 use crate::rooms::RoomError;
 use crate::server::AppState;
 use crate::store::StoreError;
@@ -23,6 +24,8 @@ pub enum AppError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Room(#[from] RoomError),
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
     #[error("{0}")]
     BadRequest(String),
     #[error("the request body is larger than this server accepts ({0} bytes)")]
@@ -69,6 +72,11 @@ impl AppError {
                 };
                 (status, e.code())
             }
+            AppError::Identity(e) => match e {
+                IdentityError::NotLinked(_) => (StatusCode::NOT_FOUND, "not_linked"),
+                IdentityError::LastSignInMethod => (StatusCode::CONFLICT, "last_sign_in_method"),
+                IdentityError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            },
             AppError::Store(_) | AppError::Internal(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
             }

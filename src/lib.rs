@@ -8,6 +8,9 @@
 //!   makes writes durable (flush + fsync, batched).
 //! - [`auth`]: usernames, argon2id passwords, session tokens, login throttling, allowed origins
 //!   and the extractors that tell handlers who is asking.
+//! - [`oauth`]: sign-in with GitHub, Google and generic OAuth2/OIDC providers: the
+//!   authorization-code flow with PKCE and a state cookie, identities mapped to local users, and
+//!   the browser routes `/auth/{provider}/start|callback` with their error pages.
 //! - [`rooms`]: room codes, the room actors that own each active room, and the registry that
 //!   starts and retires them.
 //! - [`ws`]: the `/ws` endpoint: frames, one read and one write task per socket, limits.
@@ -25,6 +28,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod oauth;
 pub mod rooms;
 pub mod server;
 pub mod store;

@@ -9,6 +9,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use axum::Router;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
@@ -19,6 +20,7 @@ use tokio_util::task::TaskTracker;
 use crate::auth::origin::AllowedOrigins;
 use crate::auth::AuthService;
 use crate::config::Config;
+use crate::oauth::OAuth;
 use crate::rooms::registry::RoomContext;
 use crate::rooms::Registry;
 use crate::store::{Store, StoreError};
@@ -31,6 +33,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub store: Store,
     pub auth: Arc<AuthService>,
+    /// Sign-in through OAuth providers and the flows in progress.
+    pub oauth: Arc<OAuth>,
     pub origins: Arc<AllowedOrigins>,
     pub rooms: Arc<Registry>,
     pub connections: Arc<Connections>,
@@ -47,6 +51,8 @@ pub enum ServeError {
     Store(#[from] StoreError),
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
+    #[error("cannot set up the HTTP client for sign-in providers: {0}")]
+    OAuthClient(#[from] reqwest::Error),
 }
 
 /// An opened server: the store is open (and locked), nothing is listening yet.
@@ -66,6 +72,7 @@ impl Server {
         });
         let state = AppState {
             auth: Arc::new(AuthService::new(store.clone(), config.auth.clone())),
+            oauth: Arc::new(OAuth::new(&config, store.clone())?),
             origins: Arc::new(AllowedOrigins::from_config(&config)),
             config: Arc::new(config),
             store,
@@ -101,6 +108,12 @@ impl Server {
 
         let (stopping_tx, mut stopping) = tokio::sync::watch::channel(false);
         let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+        // Chat frames are small and latency matters: no Nagle delay on any connection.
+        let listener = listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+            }
+        });
         let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
             shutdown.await;
             tracing::info!("shutting down: no new connections, finishing requests");
@@ -147,6 +160,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
         .route("/ws", get(crate::ws::upgrade))
+        .merge(crate::oauth::router())
         .fallback(crate::web::serve_asset)
         .layer(middleware::from_fn(count_requests))
         .layer(DefaultBodyLimit::max(body_limit))

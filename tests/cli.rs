@@ -4,28 +4,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::io::Write;
+use std::process::{Output, Stdio};
 use std::time::Duration;
 
+use common::process::{hearth, signal, start};
 use common::{client, PASSWORD};
 use serde_json::json;
-
-const BIN: &str = env!("CARGO_BIN_EXE_hearth");
-
-/// A `hearth` command with a clean environment: no HEARTH_* leaks in from the caller, and a
-/// working directory without a config.toml.
-fn hearth(dir: &Path) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.current_dir(dir).env("NO_COLOR", "1");
-    for (key, _) in std::env::vars() {
-        if key.starts_with("HEARTH_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd
-}
 
 /// Environment variables to set for one case.
 type Env<'a> = &'a [(&'a str, &'a str)];
@@ -200,41 +185,6 @@ fn usage_errors_exit_2_and_help_and_version_work() {
         assert!(output.status.success(), "{args:?}");
         assert!(!output.stdout.is_empty());
     }
-}
-
-/// A `hearth` process serving on an ephemeral port, its address read from its start-up line.
-struct Running {
-    child: Child,
-    base: String,
-}
-
-fn start(dir: &Path, data: &Path) -> Running {
-    let mut child = hearth(dir)
-        .args(["--bind", "127.0.0.1:0", "--data-dir"])
-        .arg(data)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let base = loop {
-        let line = lines.next().expect("server exited before serving").unwrap();
-        if let Some(rest) = line.split("serving on ").nth(1) {
-            break rest.trim().to_string();
-        }
-    };
-    // Keep draining the log so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Running { child, base }
-}
-
-fn signal(child: &Child, name: &str) {
-    let status = Command::new("kill")
-        .args([&format!("-{name}"), &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
 }
 
 #[test]

@@ -1,14 +1,14 @@
-//! Register, login, logout, me, and the list of sign-in providers.
+//! Register, login, logout, me, the list of sign-in providers, and my provider identities.
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::header::SET_COOKIE;
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::auth::extract::{ClientIp, CurrentUser, SESSION_COOKIE};
+use crate::auth::extract::{session_cookie, ClientIp, CurrentUser};
 use crate::auth::{NewSession, PublicUser};
 use crate::error::{ApiJson, AppError};
 use crate::server::AppState;
@@ -56,9 +56,44 @@ pub async fn me(current: CurrentUser) -> Json<serde_json::Value> {
     Json(json!({ "user": PublicUser::from(&current.auth.user) }))
 }
 
-/// OAuth providers arrive with their own issue; until then none is configured.
-pub async fn providers() -> Json<Vec<String>> {
-    Json(Vec::new())
+/// The enabled OAuth providers, by the name used in `/auth/{provider}/start`.
+pub async fn providers(State(state): State<AppState>) -> Json<Vec<String>> {
+    Json(state.oauth.names())
+}
+
+/// The provider identities linked to my account, and whether it has a password.
+pub async fn identities(
+    State(state): State<AppState>,
+    current: CurrentUser,
+) -> Result<Json<serde_json::Value>, AppError> {
+    let user = &current.auth.user;
+    let identities: Vec<_> = state
+        .oauth
+        .identities(user.id)?
+        .into_iter()
+        .map(|i| {
+            json!({
+                "provider": i.provider,
+                "login": i.login,
+                "email": i.email,
+                "linked_at": i.linked_at,
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "identities": identities,
+        "password": user.password_hash.is_some(),
+    })))
+}
+
+/// Unlinks my identity at a provider, unless it is my last way to sign in.
+pub async fn unlink(
+    State(state): State<AppState>,
+    Path(provider): Path<String>,
+    current: CurrentUser,
+) -> Result<StatusCode, AppError> {
+    state.oauth.unlink(current.auth.user.id, &provider).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 fn signed_in(state: &AppState, status: StatusCode, session: NewSession) -> Response {
@@ -70,15 +105,7 @@ fn signed_in(state: &AppState, status: StatusCode, session: NewSession) -> Respo
 }
 
 fn set_cookie(state: &AppState, response: &mut Response, token: &str, max_age: u64) {
-    let secure = if state.config.is_https() {
-        "; Secure"
-    } else {
-        ""
-    };
-    let cookie = format!(
-        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"
-    );
-    if let Ok(value) = HeaderValue::from_str(&cookie) {
+    if let Some(value) = session_cookie(&state.config, token, max_age) {
         response.headers_mut().append(SET_COOKIE, value);
     }
 }

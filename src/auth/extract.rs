@@ -9,9 +9,10 @@ use std::net::{IpAddr, SocketAddr};
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header::{AUTHORIZATION, COOKIE};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, Method};
+use axum::http::{HeaderMap, HeaderValue, Method};
 
 use super::{AuthError, Authenticated};
+use crate::config::Config;
 use crate::error::AppError;
 use crate::server::AppState;
 
@@ -37,14 +38,29 @@ pub fn presented_token(headers: &HeaderMap) -> Option<(String, Credential)> {
             return Some((token.trim().to_string(), Credential::Bearer));
         }
     }
+    cookie(headers, SESSION_COOKIE).map(|value| (value.to_string(), Credential::Cookie))
+}
+
+/// The value of the first cookie called `name`.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
-        .map(|(_, value)| (value.to_string(), Credential::Cookie))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value)
+}
+
+/// A `Set-Cookie` value for the session cookie (`token` empty and `max_age` 0 clear it).
+/// Every way of signing in sets it through here.
+pub fn session_cookie(config: &Config, token: &str, max_age: u64) -> Option<HeaderValue> {
+    let secure = if config.is_https() { "; Secure" } else { "" };
+    let cookie = format!(
+        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"
+    );
+    HeaderValue::from_str(&cookie).ok()
 }
 
 impl FromRequestParts<AppState> for CurrentUser {

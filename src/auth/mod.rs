@@ -4,7 +4,8 @@
 //! - [`token`]: random session tokens and the hash the store keeps.
 //! - [`throttle`]: failed-login windows per username and per client address.
 //! - [`origin`]: which browser origins may use a cookie session.
-//! - [`extract`]: the axum extractors for the signed-in user and the client address.
+//! - [`extract`]: the axum extractors for the signed-in user and the client address, and the
+//!   session cookie every way of signing in sets.
 
 pub mod extract;
 pub mod origin;

@@ -2,6 +2,7 @@
 //!
 //! - `meta`: the schema version, checked at open.
 //! - `users`, `usernames`, `sessions`, `user_sessions`: accounts (see [`accounts`]).
+//! - `identities`, `user_identities`: OAuth identities and their users (see [`identities`]).
 //! - `rooms`, `members`, `bans`, `items`, `user_rooms`: rooms and history (see [`rooms`]).
 //!
 //! Writes are applied to sled at once and made durable by [`Store::commit`], which joins the
@@ -9,6 +10,7 @@
 
 pub mod accounts;
 mod commit;
+pub mod identities;
 pub mod rooms;
 
 use std::path::{Path, PathBuf};
@@ -66,6 +68,8 @@ pub struct Store {
     pub(crate) usernames: sled::Tree,
     pub(crate) sessions: sled::Tree,
     pub(crate) user_sessions: sled::Tree,
+    pub(crate) identities: sled::Tree,
+    pub(crate) user_identities: sled::Tree,
     pub(crate) rooms: sled::Tree,
     pub(crate) members: sled::Tree,
     pub(crate) bans: sled::Tree,
@@ -93,6 +97,8 @@ impl Store {
             usernames: db.open_tree("usernames")?,
             sessions: db.open_tree("sessions")?,
             user_sessions: db.open_tree("user_sessions")?,
+            identities: db.open_tree("identities")?,
+            user_identities: db.open_tree("user_identities")?,
             rooms: db.open_tree("rooms")?,
             members: db.open_tree("members")?,
             bans: db.open_tree("bans")?,
@@ -213,7 +219,10 @@ mod tests {
             .map(|i| {
                 let store = store.clone();
                 tokio::spawn(async move {
-                    store.users.insert(format!("k{i}"), b"v".as_slice()).unwrap();
+                    store
+                        .users
+                        .insert(format!("k{i}"), b"v".as_slice())
+                        .unwrap();
                     store.commit().await.unwrap();
                 })
             })
@@ -223,7 +232,10 @@ mod tests {
         }
         let flushes = store.commit_flushes();
         assert!(flushes >= 1);
-        assert!(flushes < writers / 2, "{flushes} flushes for {writers} commits");
+        assert!(
+            flushes < writers / 2,
+            "{flushes} flushes for {writers} commits"
+        );
     }
 
     #[tokio::test]

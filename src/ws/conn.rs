@@ -20,6 +20,8 @@ use crate::server::AppState;
 
 /// Frames written per flush at most.
 const COALESCE: usize = 64;
+/// How long a closed socket waits for the client's close answer before it is dropped.
+const CLOSE_ANSWER_WAIT: Duration = Duration::from_secs(2);
 /// Internal marker for a connection that broke; never sent on the wire.
 const LOST: u16 = 1006;
 pub const GOING_AWAY: (u16, &str) = (1001, "server shutting down");
@@ -46,7 +48,7 @@ pub async fn serve(socket: WebSocket, state: AppState, auth: Authenticated) {
         username: auth.user.username,
         display_name: auth.user.display_name,
     };
-    let rooms = read_loop(stream, &conn, &state, caller).await;
+    let (rooms, mut stream) = read_loop(stream, &conn, &state, caller).await;
     state.connections.remove(&conn);
     for code in rooms {
         let command = RoomCommand::Unsubscribe {
@@ -57,15 +59,26 @@ pub async fn serve(socket: WebSocket, state: AppState, auth: Authenticated) {
     }
     conn.close(1000, "bye");
     let _ = writer.await;
+    // Read on until the client answers our close: dropping a socket with unread data makes the
+    // kernel reset the connection, and the client would never see the close code.
+    let answered = async {
+        while let Some(Ok(message)) = stream.next().await {
+            if let Message::Close(_) = message {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(CLOSE_ANSWER_WAIT, answered).await;
 }
 
-/// Reads until the socket ends or is closed; answers the rooms this socket joined.
+/// Reads until the socket ends or is closed; answers the rooms this socket joined, and the
+/// stream, for the closing handshake.
 async fn read_loop(
     mut stream: SplitStream<WebSocket>,
     conn: &ConnHandle,
     state: &AppState,
     caller: Caller,
-) -> HashSet<String> {
+) -> (HashSet<String>, SplitStream<WebSocket>) {
     let config = &state.config.ws;
     let mut rooms = HashSet::new();
     let mut limit = RateLimit::new(
@@ -120,7 +133,7 @@ async fn read_loop(
             Message::Ping(_) | Message::Pong(_) => {}
         }
     }
-    rooms
+    (rooms, stream)
 }
 
 #[derive(Deserialize)]
@@ -154,7 +167,7 @@ async fn handle_text(
     let envelope = match frames::parse(text) {
         Ok(envelope) => envelope,
         Err(error) => {
-            reply_error(conn, None, "bad_request", &error.to_string());
+            reply_error(conn, error.reference(), "bad_request", &error.to_string());
             return None;
         }
     };

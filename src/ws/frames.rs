@@ -80,24 +80,60 @@ impl ClientFrame {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum FrameError {
-    #[error("frames are JSON text: {0}")]
+    /// Not a JSON object (with a string `ref`, if any): no `ref` to answer.
+    #[error("frames are JSON objects: {0}")]
     Malformed(String),
-    #[error("`ref` may have at most {MAX_REF_CHARS} characters")]
-    RefTooLong,
+    /// A well-formed frame whose fields are wrong; the answer carries its `ref`.
+    #[error("{detail}")]
+    Invalid {
+        reference: Option<String>,
+        detail: String,
+    },
+}
+
+impl FrameError {
+    /// The `ref` an error answer should carry.
+    pub fn reference(&self) -> Option<&str> {
+        match self {
+            FrameError::Malformed(_) => None,
+            FrameError::Invalid { reference, .. } => reference.as_deref(),
+        }
+    }
+}
+
+/// What every answer needs from a frame: its `ref`, and its `type`, checked to be a string
+/// (serde would otherwise take an integer tag as a variant index).
+#[derive(Deserialize)]
+struct Head {
+    #[serde(rename = "type", default)]
+    kind: Option<serde_json::Value>,
+    #[serde(rename = "ref", default)]
+    reference: Option<String>,
 }
 
 /// Parses one text frame.
 pub fn parse(text: &str) -> Result<Envelope, FrameError> {
-    let envelope: Envelope =
+    let head: Head =
         serde_json::from_str(text).map_err(|e| FrameError::Malformed(e.to_string()))?;
-    if envelope
+    if head
         .reference
         .as_ref()
         .is_some_and(|r| r.chars().count() > MAX_REF_CHARS)
     {
-        return Err(FrameError::RefTooLong);
+        return Err(FrameError::Malformed(format!(
+            "`ref` may have at most {MAX_REF_CHARS} characters"
+        )));
     }
-    Ok(envelope)
+    if !matches!(head.kind, Some(serde_json::Value::String(_))) {
+        return Err(FrameError::Invalid {
+            reference: head.reference,
+            detail: "every frame needs a string \"type\"".into(),
+        });
+    }
+    serde_json::from_str(text).map_err(|e| FrameError::Invalid {
+        reference: head.reference,
+        detail: e.to_string(),
+    })
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -201,6 +237,7 @@ mod tests {
             (r#"{"type":"send","room":"r"}"#, Err(())),
             (r#"{"type":"send","room":"r","text":5}"#, Err(())),
             (r#"{"type":"fly","room":"r"}"#, Err(())),
+            (r#"{"type":5,"room":"r"}"#, Err(())),
             (r#"{"room":"r"}"#, Err(())),
             ("not json", Err(())),
             (r#"[1,2]"#, Err(())),
@@ -209,11 +246,27 @@ mod tests {
             let got = parse(text).map(|e| e.frame).map_err(|_| ());
             assert_eq!(&got, expected, "{text}");
         }
+    }
+
+    #[test]
+    fn errors_keep_the_ref_when_there_is_one() {
+        let cases = [
+            (r#"{"type":"send","room":"r","ref":"a"}"#, Some("a")),
+            (r#"{"type":"fly","ref":"b"}"#, Some("b")),
+            (r#"{"type":5,"ref":"c"}"#, Some("c")),
+            (r#"{"room":"r","ref":"d"}"#, Some("d")),
+            (r#"{"type":"send","ref":7}"#, None),
+            ("{", None),
+        ];
+        for (text, reference) in cases {
+            let error = parse(text).expect_err(text);
+            assert_eq!(error.reference(), reference, "{text}");
+        }
         let long_ref = format!(
             r#"{{"type":"typing","room":"r","ref":"{}"}}"#,
             "x".repeat(65)
         );
-        assert_eq!(parse(&long_ref).err(), Some(FrameError::RefTooLong));
+        assert!(matches!(parse(&long_ref), Err(FrameError::Malformed(_))));
     }
 
     #[test]

@@ -1,6 +1,10 @@
 //! Shared helpers: a real hearth server on an ephemeral port with a temporary data directory,
-//! and small HTTP helpers. Each test file uses the parts it needs.
+//! and small HTTP helpers; `process` runs the binary itself, `ws` is a WebSocket client. Each
+//! test file uses the parts it needs.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+pub mod process;
+pub mod ws;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,381 @@
+//! Sign-in with GitHub, Google and any OAuth2/OIDC provider named in `[oauth]`.
+//!
+//! - [`provider`]: a configured provider: endpoints (or OIDC discovery), the authorization URL
+//!   with PKCE S256, the code exchange, and the user info that says who signed in.
+//! - [`pending`]: sign-ins between start and callback, keyed by the id in a short-lived cookie.
+//! - [`username`]: unique local usernames derived from provider logins.
+//! - [`routes`]: the browser routes `/auth/{provider}/start` and `/auth/{provider}/callback`.
+//! - [`page`]: the HTML pages those routes show when a sign-in fails.
+//!
+//! An identity (provider, provider's user id) maps to one local user (`store::identities`). A
+//! first sign-in creates the user; a sign-in started by a signed-in user links the identity to
+//! them instead. A successful sign-in ends in [`crate::auth::AuthService::start_session`], the
+//! same session as a password login.
+
+pub mod page;
+pub mod pending;
+pub mod provider;
+pub mod routes;
+pub mod username;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::auth::{now_ms, token, AuthError};
+use crate::config::Config;
+use crate::store::accounts::NewUser;
+use crate::store::identities::{IdentityRecord, IdentityStoreError};
+use crate::store::{Store, StoreError, UserRecord};
+use pending::{Flow, PendingFlows};
+use provider::{Provider, ProviderUser};
+
+pub use routes::router;
+
+/// The cookie that binds a sign-in's `state` to the browser that started it.
+pub const FLOW_COOKIE: &str = "hearth_oauth";
+
+/// Why a browser sign-in failed. Each becomes a page a person can act on ([`page`]); the
+/// details (`String`s) go to the log only.
+#[derive(Debug, thiserror::Error)]
+pub enum OAuthError {
+    #[error("no sign-in provider named {0:?} is enabled")]
+    UnknownProvider(String),
+    #[error("the sign-in state is missing, expired, used already, or from another browser")]
+    BadState,
+    #[error("the provider sent no code")]
+    MissingCode,
+    #[error("the person declined at the provider")]
+    Denied,
+    #[error("the provider refused the sign-in request: {0}")]
+    ProviderRefused(String),
+    #[error("the provider refused the code: {0}")]
+    CodeRefused(String),
+    #[error("the provider cannot be reached: {0}")]
+    Unreachable(String),
+    #[error("the provider did not answer in time")]
+    Timeout,
+    #[error("the provider is misconfigured: {0}")]
+    Misconfigured(String),
+    #[error("the provider's answer is unusable: {0}")]
+    BadAnswer(String),
+    #[error("registration is closed")]
+    RegistrationClosed,
+    #[error("the account is disabled")]
+    AccountDisabled,
+    #[error("the identity is linked to another account")]
+    LinkedElsewhere,
+    #[error("the account has another identity at this provider")]
+    ProviderAlreadyLinked,
+    #[error("the session that started linking has ended")]
+    LinkSessionLost,
+    #[error("too many sign-ins in progress")]
+    Busy,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// Refusals of the identity endpoints under `/api` (mapped to JSON by [`crate::error`]).
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    #[error("no {0} identity is linked to this account")]
+    NotLinked(String),
+    #[error(
+        "this is the last way to sign in to this account; set a password or link another \
+         provider first"
+    )]
+    LastSignInMethod,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The parameters a provider sends back to the callback.
+#[derive(Debug, Default)]
+pub struct Callback {
+    pub state: Option<String>,
+    pub code: Option<String>,
+    pub error: Option<String>,
+    pub error_description: Option<String>,
+}
+
+/// A finished sign-in.
+pub enum Outcome {
+    /// Start a session for this user.
+    SignedIn(UserRecord),
+    /// The identity was linked to the signed-in user, whose session goes on.
+    Linked,
+}
+
+/// A started sign-in: send the browser to `url` with the flow cookie set to `flow_id`.
+pub struct Started {
+    pub url: String,
+    pub flow_id: String,
+}
+
+/// The enabled providers and the sign-ins in progress.
+pub struct OAuth {
+    providers: Vec<Arc<Provider>>,
+    http: reqwest::Client,
+    pending: PendingFlows,
+    store: Store,
+    allow_registration: bool,
+    state_ttl: Duration,
+}
+
+impl OAuth {
+    pub fn new(config: &Config, store: Store) -> reqwest::Result<OAuth> {
+        let public_url = config.public_url();
+        let oauth = &config.oauth;
+        let mut providers = Vec::new();
+        if oauth.github.enabled {
+            providers.push(Provider::github(&oauth.github, &public_url));
+        }
+        if oauth.google.enabled {
+            providers.push(Provider::google(&oauth.google, &public_url));
+        }
+        for (name, generic) in oauth.generic.iter().filter(|(_, g)| g.enabled) {
+            providers.push(Provider::generic(name, generic, &public_url));
+        }
+        for provider in &providers {
+            tracing::info!(
+                provider = %provider.name,
+                callback = %provider.redirect_url(),
+                "sign-in provider enabled"
+            );
+        }
+        let state_ttl = Duration::from_secs(oauth.state_ttl_secs);
+        Ok(OAuth {
+            providers: providers.into_iter().map(Arc::new).collect(),
+            http: provider::http_client(Duration::from_millis(oauth.timeout_ms))?,
+            pending: PendingFlows::new(state_ttl, oauth.max_pending),
+            store,
+            allow_registration: config.auth.allow_registration,
+            state_ttl,
+        })
+    }
+
+    /// The enabled providers' names, presets first.
+    pub fn names(&self) -> Vec<String> {
+        self.providers.iter().map(|p| p.name.clone()).collect()
+    }
+
+    pub fn provider(&self, name: &str) -> Result<Arc<Provider>, OAuthError> {
+        self.providers
+            .iter()
+            .find(|p| p.name == name)
+            .cloned()
+            .ok_or_else(|| OAuthError::UnknownProvider(name.to_string()))
+    }
+
+    pub fn state_ttl(&self) -> Duration {
+        self.state_ttl
+    }
+
+    /// Begins a sign-in (or, with `link_user`, a link) that lands on `next` afterwards.
+    pub async fn start(
+        &self,
+        provider: &Provider,
+        link_user: Option<u64>,
+        next: String,
+    ) -> Result<Started, OAuthError> {
+        let random = || token::generate().map_err(|e| OAuthError::Internal(e.to_string()));
+        let (state, flow_id) = (random()?, random()?);
+        let (url, verifier) = provider.authorize_url(&self.http, state.clone()).await?;
+        let flow = Flow::new(provider.name.clone(), state, verifier, next, link_user);
+        if !self.pending.insert(flow_id.clone(), flow) {
+            return Err(OAuthError::Busy);
+        }
+        Ok(Started { url, flow_id })
+    }
+
+    /// Completes the sign-in whose flow id the browser's cookie holds. `signed_in` is the user
+    /// of the session the browser presents now, if any. Answers the outcome and where to go.
+    pub async fn finish(
+        &self,
+        provider: &Provider,
+        flow_id: Option<&str>,
+        callback: Callback,
+        signed_in: Option<u64>,
+    ) -> Result<(Outcome, String), OAuthError> {
+        let flow = flow_id
+            .and_then(|id| self.pending.take(id))
+            .ok_or(OAuthError::BadState)?;
+        let state_matches = callback
+            .state
+            .as_deref()
+            .is_some_and(|state| same(state, &flow.state));
+        if flow.provider != provider.name || !state_matches {
+            return Err(OAuthError::BadState);
+        }
+        if let Some(error) = callback.error {
+            if error == "access_denied" {
+                return Err(OAuthError::Denied);
+            }
+            let description = callback.error_description.unwrap_or_default();
+            return Err(OAuthError::ProviderRefused(format!(
+                "{error}: {description}"
+            )));
+        }
+        if flow.link_user.is_some() && flow.link_user != signed_in {
+            return Err(OAuthError::LinkSessionLost);
+        }
+        let code = callback
+            .code
+            .filter(|c| !c.is_empty())
+            .ok_or(OAuthError::MissingCode)?;
+        let who = provider.sign_in(&self.http, code, flow.verifier).await?;
+        let outcome = match flow.link_user {
+            Some(user_id) => {
+                self.link(provider, who, user_id).await?;
+                Outcome::Linked
+            }
+            None => Outcome::SignedIn(self.user_for(provider, who).await?),
+        };
+        Ok((outcome, flow.next))
+    }
+
+    /// The user an identity maps to, created on its first sign-in.
+    async fn user_for(
+        &self,
+        provider: &Provider,
+        who: ProviderUser,
+    ) -> Result<UserRecord, OAuthError> {
+        if let Some(id) = self.store.identity_user(&provider.name, &who.subject)? {
+            return self.existing(id);
+        }
+        if !self.allow_registration {
+            return Err(OAuthError::RegistrationClosed);
+        }
+        let base = username::base(&who.login, &provider.name);
+        let display_name: String = who.display_name.chars().take(64).collect();
+        for n in 1..=username::COUNTED_CANDIDATES + 10 {
+            let username = if n <= username::COUNTED_CANDIDATES {
+                username::candidate(&base, n)
+            } else {
+                let random = token::generate().map_err(|e| OAuthError::Internal(e.to_string()))?;
+                let suffix: String = random
+                    .chars()
+                    .filter(char::is_ascii_alphanumeric)
+                    .take(6)
+                    .collect();
+                username::with_suffix(&base, &suffix.to_lowercase())
+            };
+            let new = NewUser {
+                username,
+                display_name: display_name.clone(),
+                password_hash: None,
+                bot: false,
+                created_at: now_ms(),
+            };
+            match self
+                .store
+                .create_user_with_identity(new, self.record(provider, &who))
+            {
+                Ok(user) => {
+                    self.store.commit().await?;
+                    let (provider, user_name) = (&provider.name, &user.username);
+                    tracing::info!(%provider, user = %user_name, "new user from a provider");
+                    return Ok(user);
+                }
+                Err(IdentityStoreError::UsernameTaken) => continue,
+                // A concurrent first sign-in of the same identity won.
+                Err(IdentityStoreError::LinkedTo(id)) => return self.existing(id),
+                Err(IdentityStoreError::Store(e)) => return Err(e.into()),
+                Err(other) => return Err(OAuthError::Internal(other.to_string())),
+            }
+        }
+        Err(OAuthError::Internal(format!(
+            "no free username derived from {:?}",
+            who.login
+        )))
+    }
+
+    async fn link(
+        &self,
+        provider: &Provider,
+        who: ProviderUser,
+        user_id: u64,
+    ) -> Result<(), OAuthError> {
+        match self
+            .store
+            .link_identity(user_id, self.record(provider, &who))
+        {
+            Ok(()) => {
+                self.store.commit().await?;
+                Ok(())
+            }
+            Err(IdentityStoreError::LinkedTo(_)) => Err(OAuthError::LinkedElsewhere),
+            Err(IdentityStoreError::ProviderTaken) => Err(OAuthError::ProviderAlreadyLinked),
+            Err(IdentityStoreError::NoUser) => Err(OAuthError::LinkSessionLost),
+            Err(IdentityStoreError::Store(e)) => Err(e.into()),
+            Err(other) => Err(OAuthError::Internal(other.to_string())),
+        }
+    }
+
+    fn record(&self, provider: &Provider, who: &ProviderUser) -> IdentityRecord {
+        IdentityRecord {
+            provider: provider.name.clone(),
+            subject: who.subject.clone(),
+            login: who.login.clone(),
+            email: who.email.clone(),
+            linked_at: now_ms(),
+        }
+    }
+
+    fn existing(&self, id: u64) -> Result<UserRecord, OAuthError> {
+        match self.store.user_by_id(id)? {
+            Some(user) if user.disabled => Err(OAuthError::AccountDisabled),
+            Some(user) => Ok(user),
+            None => Err(OAuthError::Internal(format!(
+                "identity maps to missing user {id}"
+            ))),
+        }
+    }
+
+    /// The identities linked to a user.
+    pub fn identities(&self, user_id: u64) -> Result<Vec<IdentityRecord>, IdentityError> {
+        Ok(self.store.identities_of(user_id)?)
+    }
+
+    /// Unlinks the user's identity at `provider`, keeping at least one way to sign in: a
+    /// password or an identity at another enabled provider.
+    pub async fn unlink(&self, user_id: u64, provider: &str) -> Result<(), IdentityError> {
+        let enabled = |name: &str| self.providers.iter().any(|p| p.name == name);
+        match self.store.unlink_identity(user_id, provider, &enabled) {
+            Ok(_) => {
+                self.store.commit().await?;
+                Ok(())
+            }
+            Err(IdentityStoreError::NotLinked | IdentityStoreError::NoUser) => {
+                Err(IdentityError::NotLinked(provider.to_string()))
+            }
+            Err(IdentityStoreError::LastMethod) => Err(IdentityError::LastSignInMethod),
+            Err(IdentityStoreError::Store(e)) => Err(e.into()),
+            Err(other) => Err(IdentityError::Store(StoreError::Io(std::io::Error::other(
+                other.to_string(),
+            )))),
+        }
+    }
+}
+
+/// Compares secrets without an early exit on the first difference.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn same_compares_whole_strings() {
+        assert!(super::same("abc", "abc"));
+        assert!(!super::same("abc", "abd"));
+        assert!(!super::same("abc", "ab"));
+    }
+}

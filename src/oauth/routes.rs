@@ -1,0 +1,192 @@
+//! The browser's side of the dance: `GET /auth/{provider}/start` sends the browser to the
+//! provider with a flow cookie; `GET /auth/{provider}/callback` checks the cookie against the
+//! `state` that came back, exchanges the code and signs in (or links) with a 302.
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::header::{CACHE_CONTROL, LOCATION, SET_COOKIE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use oauth2::url::form_urlencoded;
+
+use super::{Callback, OAuthError, Outcome, FLOW_COOKIE};
+use crate::auth::extract::{cookie, presented_token, session_cookie};
+use crate::server::AppState;
+
+/// The longest `next` path kept.
+const MAX_NEXT: usize = 1024;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/auth/{provider}/start", get(start))
+        .route("/auth/{provider}/callback", get(callback))
+}
+
+/// `?next=/r/CODE` lands there after signing in. Only a path on this site is kept; anything
+/// else (an absolute or scheme-relative URL, backslashes, spaces) becomes `/`.
+pub fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(path)
+            if path.starts_with('/')
+                && !path.starts_with("//")
+                && path.len() <= MAX_NEXT
+                && path.chars().all(|c| c.is_ascii_graphic() && c != '\\') =>
+        {
+            path.to_string()
+        }
+        _ => "/".into(),
+    }
+}
+
+fn params(query: Option<&str>) -> impl Iterator<Item = (String, String)> + '_ {
+    form_urlencoded::parse(query.unwrap_or("").as_bytes()).map(|(k, v)| (k.into(), v.into()))
+}
+
+/// The signed-in user of this browser, if its session is valid.
+fn signed_in(state: &AppState, headers: &HeaderMap) -> Option<u64> {
+    let (token, _) = presented_token(headers)?;
+    state.auth.authenticate(&token).ok().map(|a| a.user.id)
+}
+
+/// Headers every answer of these routes carries: nothing is cached, and the callback URL (it
+/// holds the code) is not sent on as a Referer.
+fn finish_headers(response: &mut Response) {
+    let headers = response.headers_mut();
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+}
+
+fn flow_cookie(state: &AppState, value: &str, max_age: u64) -> Option<HeaderValue> {
+    let secure = if state.config.is_https() {
+        "; Secure"
+    } else {
+        ""
+    };
+    HeaderValue::from_str(&format!(
+        "{FLOW_COOKIE}={value}; Path=/auth; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"
+    ))
+    .ok()
+}
+
+/// Counts a finished callback; only enabled providers' names become labels.
+fn count(provider: &str, outcome: &'static str) {
+    let provider = provider.to_string();
+    metrics::counter!("hearth_oauth_sign_ins_total", "provider" => provider, "outcome" => outcome)
+        .increment(1);
+}
+
+fn redirect(to: &str) -> Result<Response, OAuthError> {
+    let location = HeaderValue::from_str(to)
+        .map_err(|_| OAuthError::Internal(format!("cannot redirect to {to:?}")))?;
+    Ok((StatusCode::FOUND, [(LOCATION, location)]).into_response())
+}
+
+async fn start(
+    State(state): State<AppState>,
+    Path(provider): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let outcome = async {
+        let provider = state.oauth.provider(&provider)?;
+        let next = params(query.as_deref())
+            .find(|(k, _)| k == "next")
+            .map(|(_, v)| v);
+        let next = safe_next(next.as_deref());
+        // Starting while signed in links the provider to the account.
+        let link_user = signed_in(&state, &headers);
+        let started = state.oauth.start(&provider, link_user, next).await?;
+        let mut response = redirect(&started.url)?;
+        let max_age = state.oauth.state_ttl().as_secs();
+        if let Some(cookie) = flow_cookie(&state, &started.flow_id, max_age) {
+            response.headers_mut().append(SET_COOKIE, cookie);
+        }
+        Ok::<_, OAuthError>(response)
+    }
+    .await;
+    let mut response = outcome.unwrap_or_else(IntoResponse::into_response);
+    finish_headers(&mut response);
+    response
+}
+
+async fn callback(
+    State(state): State<AppState>,
+    Path(provider): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let name = provider.clone();
+    let outcome = async {
+        let provider = state.oauth.provider(&provider)?;
+        let mut callback = Callback::default();
+        for (key, value) in params(query.as_deref()) {
+            let slot = match key.as_str() {
+                "state" => &mut callback.state,
+                "code" => &mut callback.code,
+                "error" => &mut callback.error,
+                "error_description" => &mut callback.error_description,
+                _ => continue,
+            };
+            slot.get_or_insert(value);
+        }
+        let flow_id = cookie(&headers, FLOW_COOKIE);
+        let signed_in = signed_in(&state, &headers);
+        let (outcome, next) = state
+            .oauth
+            .finish(&provider, flow_id, callback, signed_in)
+            .await?;
+        let mut response = redirect(&next)?;
+        match outcome {
+            Outcome::SignedIn(user) => {
+                let session = state.auth.start_session(user).await?;
+                let max_age = state.auth.session_ttl().as_secs();
+                if let Some(cookie) = session_cookie(&state.config, &session.token, max_age) {
+                    response.headers_mut().append(SET_COOKIE, cookie);
+                }
+                count(&provider.name, "signed_in");
+            }
+            Outcome::Linked => {
+                count(&provider.name, "linked");
+            }
+        }
+        Ok::<_, OAuthError>(response)
+    }
+    .await;
+    let mut response = outcome.unwrap_or_else(|e| {
+        if !matches!(e, OAuthError::UnknownProvider(_)) {
+            count(&name, "refused");
+        }
+        e.into_response()
+    });
+    // The flow is over either way: its cookie goes.
+    if let Some(cookie) = flow_cookie(&state, "", 0) {
+        response.headers_mut().append(SET_COOKIE, cookie);
+    }
+    finish_headers(&mut response);
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn next_stays_on_this_site() {
+        for (input, expected) in [
+            (None, "/"),
+            (Some("/r/K7MP2X"), "/r/K7MP2X"),
+            (Some("/a?b=c#d"), "/a?b=c#d"),
+            (Some("https://evil.example/"), "/"),
+            (Some("//evil.example/"), "/"),
+            (Some("/\\evil.example"), "/"),
+            (Some("/ok path"), "/"),
+            (Some("/tab\t"), "/"),
+            (Some("javascript:alert(1)"), "/"),
+            (Some(""), "/"),
+        ] {
+            assert_eq!(safe_next(input), expected, "{input:?}");
+        }
+        assert_eq!(safe_next(Some(&format!("/{}", "a".repeat(2000)))), "/");
+    }
+}
