@@ -15,7 +15,7 @@ pub struct Accounts {
 impl Accounts {
     /// Opens the data directory named by `config`. Needs a tokio runtime.
     pub fn open(config: &Config) -> Result<Accounts, StoreError> {
-        let store = Store::open(&config.data_dir)?;
+        let store = Store::open_with_cache(&config.data_dir, config.store.cache_bytes())?;
         let auth = AuthService::new(store.clone(), config.auth.clone());
         Ok(Accounts { store, auth })
     }

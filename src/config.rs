@@ -44,6 +44,26 @@ pub struct Config {
     pub rooms: RoomsConfig,
     pub ws: WsConfig,
     pub oauth: OAuthConfig,
+    pub store: StoreConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// sled's page cache, in MiB (sled's own default of 1 GiB is too much for a small board).
+    pub cache_mb: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig { cache_mb: 64 }
+    }
+}
+
+impl StoreConfig {
+    pub fn cache_bytes(&self) -> u64 {
+        self.cache_mb * 1024 * 1024
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -152,6 +172,7 @@ impl Default for Config {
             rooms: RoomsConfig::default(),
             ws: WsConfig::default(),
             oauth: OAuthConfig::default(),
+            store: StoreConfig::default(),
         }
     }
 }
@@ -318,6 +339,7 @@ impl Config {
             ("ws.write_timeout_secs", self.ws.write_timeout_secs),
             ("ws.ping_interval_secs", self.ws.ping_interval_secs),
             ("ws.idle_timeout_secs", self.ws.idle_timeout_secs),
+            ("store.cache_mb", self.store.cache_mb),
         ];
         if let Some((key, _)) = positive.iter().find(|(_, value)| *value == 0) {
             return Err(ConfigError::one(key, source_of(key), "must be at least 1"));

@@ -63,7 +63,7 @@ pub struct Server {
 impl Server {
     /// Opens the store. Fails fast, before any port is bound, if another hearth holds it.
     pub fn open(config: Config) -> Result<Server, ServeError> {
-        let store = Store::open(&config.data_dir)?;
+        let store = Store::open_with_cache(&config.data_dir, config.store.cache_bytes())?;
         let connections = Arc::new(Connections::default());
         let rooms = Registry::new(RoomContext {
             store: store.clone(),

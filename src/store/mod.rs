@@ -21,6 +21,9 @@ use serde::Serialize;
 pub use accounts::{SessionRecord, UserRecord};
 use commit::Committer;
 
+/// sled's page cache when the configuration does not say (`store.cache_mb`).
+pub const DEFAULT_CACHE_BYTES: u64 = 64 * 1024 * 1024;
+
 /// The layout this build writes. Bump it with a migration in [`Store::check_schema`].
 pub const SCHEMA_VERSION: u32 = 1;
 const SCHEMA_KEY: &[u8] = b"schema_version";
@@ -83,8 +86,15 @@ impl Store {
     ///
     /// Must be called inside a tokio runtime: it starts the group-commit writer.
     pub fn open(data_dir: &Path) -> Result<Store> {
+        Self::open_with_cache(data_dir, DEFAULT_CACHE_BYTES)
+    }
+
+    /// [`Store::open`] with sled's page cache capped at `cache_bytes` (sled's own default is
+    /// 1 GiB, too much for a Raspberry Pi).
+    pub fn open_with_cache(data_dir: &Path, cache_bytes: u64) -> Result<Store> {
         let dir = data_dir.join("db");
-        let db = sled::Config::new().path(&dir).open().map_err(|e| match e {
+        let config = sled::Config::new().path(&dir).cache_capacity(cache_bytes);
+        let db = config.open().map_err(|e| match e {
             sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
                 StoreError::Locked(dir.clone())
             }

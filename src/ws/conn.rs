@@ -87,18 +87,21 @@ async fn read_loop(
         config.flood_close_after,
     );
     let silence = Duration::from_secs(config.idle_timeout_secs);
-    let mut last_heard = Instant::now();
+    // These live across frames rather than being made anew for each one.
+    let silent = tokio::time::sleep(silence);
+    let closing = conn.closing();
+    let stopping = state.stop_reading.cancelled();
+    tokio::pin!(silent, closing, stopping);
     loop {
-        let deadline = tokio::time::Instant::from_std(last_heard + silence);
         let message = tokio::select! {
             message = stream.next() => message,
-            _ = conn.closing() => break,
-            () = state.stop_reading.cancelled() => {
+            _ = &mut closing => break,
+            () = &mut stopping => {
                 // The server closes every socket with 1001 once the rooms have flushed.
-                conn.closing().await;
+                closing.await;
                 break;
             }
-            () = tokio::time::sleep_until(deadline) => {
+            () = &mut silent => {
                 conn.close(IDLE.0, IDLE.1);
                 break;
             }
@@ -116,7 +119,9 @@ async fn read_loop(
             }
             None => break,
         };
-        last_heard = Instant::now();
+        silent
+            .as_mut()
+            .reset(tokio::time::Instant::now() + silence);
         match message {
             Message::Text(text) => {
                 if let Some(code) = handle_text(&text, conn, state, &caller, &mut limit).await {
@@ -248,10 +253,14 @@ async fn write_loop(
     let write_timeout = Duration::from_secs(config.write_timeout_secs);
     let mut ping = tokio::time::interval(Duration::from_secs(config.ping_interval_secs));
     ping.tick().await;
+    // Created once: re-creating the close signal's future for every frame registers and
+    // unregisters a waiter each time, which showed in the fan-out profile.
+    let closing = conn.closing();
+    tokio::pin!(closing);
     loop {
         tokio::select! {
             biased;
-            (code, reason) = conn.closing() => {
+            (code, reason) = &mut closing => {
                 if code == LOST {
                     return;
                 }
