@@ -1,0 +1,83 @@
+//! Micro-benchmarks of the paths every message takes, so regressions show:
+//! parsing a client frame, encoding a broadcast once, fanning it out to N socket queues, and
+//! appending items to the store with one group commit.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
+use hearth::store::rooms::Item;
+use hearth::store::Store;
+use hearth::ws::frames::{self, ServerFrame};
+use hearth::ws::outbox::ConnHandle;
+use tokio::sync::mpsc;
+
+fn frame_codec(c: &mut Criterion) {
+    let send = r#"{"type":"send","room":"K7MP2X","text":"hello there, how is everyone doing today?","ref":"s-1842"}"#;
+    c.bench_function("parse send frame", |b| {
+        b.iter(|| frames::parse(std::hint::black_box(send)).unwrap())
+    });
+    let item = Item::chat(1842, 99_000, 1_795_000_000_000, "alice", "hello there, how is everyone doing today?".into());
+    c.bench_function("encode message frame", |b| {
+        b.iter(|| {
+            ServerFrame::Message {
+                room: "K7MP2X",
+                item: std::hint::black_box(&item),
+            }
+            .encode()
+        })
+    });
+}
+
+fn fan_out(c: &mut Criterion) {
+    let item = Item::chat(7, 7, 0, "alice", "x".repeat(80));
+    let frame = ServerFrame::Message { room: "K7MP2X", item: &item }.encode();
+    let mut group = c.benchmark_group("fan-out one frame");
+    for n in [10usize, 100, 1000] {
+        group.throughput(Throughput::Elements(n as u64));
+        group.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, &n| {
+            b.iter_batched(
+                || {
+                    (0..n)
+                        .map(|i| {
+                            let (tx, rx) = mpsc::channel(256);
+                            (ConnHandle::new(i as u64, i as u64, [0; 32], tx), rx)
+                        })
+                        .collect::<Vec<_>>()
+                },
+                |sockets| {
+                    for (conn, _) in &sockets {
+                        assert!(conn.deliver(&frame));
+                    }
+                    sockets
+                },
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    group.finish();
+}
+
+fn store_append(c: &mut Criterion) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = runtime.block_on(async { Store::open(dir.path()).unwrap() });
+    let mut group = c.benchmark_group("append items + one durable commit");
+    group.sample_size(20);
+    for batch in [1u64, 64, 512] {
+        group.throughput(Throughput::Elements(batch));
+        let mut seq = 0u64;
+        group.bench_with_input(BenchmarkId::from_parameter(batch), &batch, |b, &batch| {
+            b.iter(|| {
+                for _ in 0..batch {
+                    seq += 1;
+                    let item = Item::chat(seq, seq, 0, "alice", "hello there".into());
+                    store.put_item("K7MP2X", &item).unwrap();
+                }
+                runtime.block_on(store.commit()).unwrap();
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, frame_codec, fan_out, store_append);
+criterion_main!(benches);
