@@ -15,7 +15,13 @@ fn frame_codec(c: &mut Criterion) {
     c.bench_function("parse send frame", |b| {
         b.iter(|| frames::parse(std::hint::black_box(send)).unwrap())
     });
-    let item = Item::chat(1842, 99_000, 1_795_000_000_000, "alice", "hello there, how is everyone doing today?".into());
+    let item = Item::chat(
+        1842,
+        99_000,
+        1_795_000_000_000,
+        "alice",
+        "hello there, how is everyone doing today?".into(),
+    );
     c.bench_function("encode message frame", |b| {
         b.iter(|| {
             ServerFrame::Message {
@@ -29,7 +35,11 @@ fn frame_codec(c: &mut Criterion) {
 
 fn fan_out(c: &mut Criterion) {
     let item = Item::chat(7, 7, 0, "alice", "x".repeat(80));
-    let frame = ServerFrame::Message { room: "K7MP2X", item: &item }.encode();
+    let frame = ServerFrame::Message {
+        room: "K7MP2X",
+        item: &item,
+    }
+    .encode();
     let mut group = c.benchmark_group("fan-out one frame");
     for n in [10usize, 100, 1000] {
         group.throughput(Throughput::Elements(n as u64));

@@ -119,9 +119,7 @@ async fn read_loop(
             }
             None => break,
         };
-        silent
-            .as_mut()
-            .reset(tokio::time::Instant::now() + silence);
+        silent.as_mut().reset(tokio::time::Instant::now() + silence);
         match message {
             Message::Text(text) => {
                 if let Some(code) = handle_text(&text, conn, state, &caller, &mut limit).await {
