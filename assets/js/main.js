@@ -1,0 +1,758 @@
+// Hearth's web UI: boot, routes, the sidebar, and the socket's frames applied to the rooms.
+import { api } from './api.js';
+import { h, icon, logo, toast, modal, copyText } from './dom.js';
+import { colorClass, initial, parseCode, exactOnHover } from './format.js';
+import { state, Room, loadLastRead, saveLastRead } from './model.js';
+import { Socket } from './socket.js';
+import { renderAuth, loadProviders } from './auth.js';
+import { RoomView } from './room.js';
+
+const app = document.getElementById('app');
+let socket = null;
+let view = null;
+let shell = null;
+let localSeq = 0;
+// The join of the room in the address bar, sent as soon as the first socket opens, before the
+// rest of the page is ready: { code, answer }.
+let earlyJoin = null;
+// Resolved once the rooms are known and the page drawn; the socket's first join waits for it.
+let markReady;
+let isReady = false;
+let ready = new Promise((resolve) => { markReady = resolve; });
+
+// ---- viewport: keep the composer above the on-screen keyboard ----
+
+function fitViewport() {
+  const vv = window.visualViewport;
+  if (!vv) return;
+  const fit = () => {
+    document.documentElement.style.setProperty('--vvh', `${Math.round(vv.height)}px`);
+    if (vv.offsetTop > 0) window.scrollTo(0, 0);
+  };
+  vv.addEventListener('resize', fit);
+  fit();
+}
+
+// ---- boot and sign-in ----
+
+async function boot() {
+  performance.mark('hearth:boot');
+  fitViewport();
+  let me;
+  // All at once, to show the room sooner: who I am, my rooms, and the socket (which waits for
+  // the page before joining, and is dropped if I turn out to be signed out).
+  const rooms = api('GET', '/api/rooms').catch(() => null);
+  socket = new Socket({ onframe, onstate, onopen, onsignedout });
+  const early = window.hearthEarly;
+  delete window.hearthEarly;
+  if (!socket.adopt(early)) socket.start();
+  try {
+    me = (await api('GET', '/api/me')).user;
+    performance.mark('hearth:signed-in');
+  } catch (e) {
+    socket.stop();
+    socket = null;
+    if (e.status === 401) {
+      showAuth();
+    } else {
+      app.replaceChildren(h('main', { class: 'auth' }, h('div', { class: 'auth-card' },
+        h('div', { class: 'auth-brand' }, logo(), h('span', null, 'Hearth')),
+        h('p', { class: 'auth-intro' }, 'Cannot reach the server right now.'),
+        h('button', { class: 'btn btn-primary btn-wide', type: 'button', onclick: () => boot() }, 'Try again'))));
+    }
+    app.removeAttribute('aria-busy');
+    return;
+  }
+  await startApp(me, await rooms);
+}
+
+async function showAuth() {
+  document.title = 'Sign in · Hearth';
+  document.body.dataset.view = 'auth';
+  const match = location.pathname.match(/^\/r\/([^/]+)/);
+  const roomCode = match ? parseCode(match[1]) : null;
+  if (!state.providers.length) state.providers = await loadProviders();
+  renderAuth(app, {
+    providers: state.providers,
+    roomCode,
+    onsignedin: (user) => startApp(user),
+  });
+  app.removeAttribute('aria-busy');
+}
+
+async function startApp(me, known) {
+  state.me = me;
+  let rooms = known ? known.rooms : [];
+  if (!known) {
+    try {
+      rooms = (await api('GET', '/api/rooms')).rooms;
+    } catch (e) {
+      if (e.status === 401) {
+        showAuth();
+        return;
+      }
+    }
+  }
+  state.rooms.clear();
+  for (const view of rooms) addRoom(view);
+  renderShell();
+  route();
+  if (!socket) {
+    socket = new Socket({ onframe, onstate, onopen, onsignedout });
+    socket.start();
+  }
+  isReady = true;
+  markReady();
+  app.removeAttribute('aria-busy');
+}
+
+function addRoom(roomView) {
+  let room = state.rooms.get(roomView.code);
+  if (room) {
+    room.update(roomView);
+    return room;
+  }
+  room = new Room(roomView);
+  loadLastRead(room);
+  state.rooms.set(room.code, room);
+  return room;
+}
+
+async function signOut() {
+  try {
+    await api('POST', '/api/auth/logout');
+  } catch {
+    // Signed out already, or the server is away: the page forgets the session either way.
+  }
+  endSession();
+}
+
+function endSession() {
+  if (socket) socket.stop();
+  socket = null;
+  isReady = false;
+  ready = new Promise((resolve) => { markReady = resolve; });
+  if (view) view.destroy();
+  view = null;
+  state.me = null;
+  state.rooms.clear();
+  state.current = null;
+  shell = null;
+  showAuth();
+}
+
+function onsignedout() {
+  endSession();
+  toast('Your session ended. Sign in again to carry on.');
+}
+
+// ---- the shell: sidebar and main area ----
+
+function renderShell() {
+  document.body.dataset.view = 'app';
+  const connText = h('span', { class: 'conn-text' });
+  const connRetry = h('button', { class: 'btn-link conn-retry', type: 'button', hidden: true, onclick: () => socket && socket.retryNow() }, 'Retry now');
+  const conn = h('div', { class: 'conn' }, h('span', { class: 'conn-dot', 'aria-hidden': 'true' }), connText, connRetry);
+  const joinInput = h('input', {
+    id: 'join-code', class: 'join-input', placeholder: 'Code or link', autocomplete: 'off',
+    autocapitalize: 'characters', spellcheck: 'false', 'aria-label': 'Room code or link',
+  });
+  const joinForm = h('form', { class: 'join-form', 'aria-label': 'Join a room' },
+    joinInput, h('button', { class: 'btn btn-outline', type: 'submit' }, 'Join'));
+  joinForm.addEventListener('submit', (event) => {
+    event.preventDefault();
+    const code = parseCode(joinInput.value);
+    if (!code) {
+      toast('Room codes are 6 letters and digits, like K7MP2X.', 'error');
+      joinInput.focus();
+      return;
+    }
+    joinInput.value = '';
+    navigate(`/r/${code}`);
+  });
+  const list = h('ul', { class: 'room-list' });
+  const empty = h('p', { class: 'side-empty' }, 'No rooms yet. Start one, or join with a code someone shared.');
+  const sidebar = h('aside', { class: 'sidebar', id: 'sidebar', 'aria-label': 'Rooms' },
+    h('div', { class: 'side-head' },
+      h('a', { class: 'brand', href: '/', 'aria-label': 'Hearth home' }, logo(), h('span', null, 'Hearth')),
+      conn,
+      h('button', { class: 'icon-btn only-narrow side-close', type: 'button', 'aria-label': 'Hide rooms', onclick: () => closeSidebar() }, icon('close'))),
+    h('div', { class: 'side-actions' },
+      h('button', { class: 'btn btn-primary btn-wide', type: 'button', onclick: () => createRoomDialog() }, icon('plus'), 'New room'),
+      joinForm),
+    h('nav', { class: 'side-nav', 'aria-labelledby': 'rooms-label' },
+      h('h2', { class: 'side-label', id: 'rooms-label' }, 'Your rooms'), list, empty),
+    h('div', { class: 'side-foot' },
+      h('div', { class: `avatar avatar-small ${colorClass(state.me.username)}`, 'aria-hidden': 'true' }, initial(state.me.display_name)),
+      h('div', { class: 'me' }, h('span', { class: 'me-name' }, state.me.display_name), h('span', { class: 'me-user' }, `@${state.me.username}`)),
+      h('button', { class: 'icon-btn', type: 'button', 'aria-label': 'Sign out', title: 'Sign out', onclick: () => signOut() }, icon('logout'))));
+  const main = h('main', { class: 'main', id: 'main' });
+  const scrim = h('div', { class: 'scrim', 'aria-hidden': 'true', onclick: () => closeSidebar() });
+  const banner = h('div', { class: 'offline-banner', role: 'status', hidden: true });
+  const root = h('div', { class: 'app-shell' }, sidebar, scrim, h('div', { class: 'main-col' }, banner, main));
+  root.addEventListener('click', (event) => {
+    const link = event.target.closest('a[href^="/"]');
+    if (!link || event.defaultPrevented || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey) return;
+    if (link.getAttribute('href').startsWith('/auth/')) return;
+    event.preventDefault();
+    navigate(link.getAttribute('href'));
+  });
+  sidebar.addEventListener('keydown', (event) => {
+    if (event.key === 'Escape' && root.classList.contains('sidebar-open')) closeSidebar();
+  });
+  app.replaceChildren(root);
+  shell = { root, sidebar, main, list, empty, conn, connText, connRetry, banner };
+  renderRooms();
+  onstate(socket ? socket.state : 'connecting');
+}
+
+function openSidebar() {
+  shell.root.classList.add('sidebar-open');
+  const current = shell.sidebar.querySelector('[aria-current="page"]') || shell.sidebar.querySelector('button, a');
+  if (current) current.focus();
+}
+
+function closeSidebar() {
+  if (!shell || !shell.root.classList.contains('sidebar-open')) return;
+  shell.root.classList.remove('sidebar-open');
+  const toggle = shell.main.querySelector('.only-narrow');
+  if (toggle) toggle.focus();
+}
+
+function renderRooms() {
+  if (!shell) return;
+  // Rooms I belong to, or was removed from while this page was open; not codes merely tried.
+  const rooms = [...state.rooms.values()].filter((r) => r.fromList !== false);
+  shell.list.replaceChildren(...rooms.map((room) => {
+    const current = state.current === room.code;
+    const unread = current ? 0 : room.unread;
+    const removed = room.status === 'kicked' || room.status === 'banned';
+    const label = removed ? 'removed' : unread ? `${unread > 99 ? '99+' : unread} unread` : '';
+    return h('li', null, h('a', {
+      class: `room-link${removed ? ' room-kicked' : ''}${unread ? ' has-unread' : ''}`,
+      href: `/r/${room.code}`, 'aria-current': current ? 'page' : null,
+      'aria-label': `${room.name}${label ? `, ${label}` : ''}`,
+    },
+    h('span', { class: `room-badge ${colorClass(room.code)}`, 'aria-hidden': 'true' }, initial(room.name)),
+    h('span', { class: 'room-link-name' }, room.name),
+    removed ? h('span', { class: 'room-flag', 'aria-hidden': 'true' }, 'removed')
+      : unread ? h('span', { class: 'unread', 'aria-hidden': 'true' }, unread > 99 ? '99+' : String(unread)) : null));
+  }));
+  shell.empty.hidden = rooms.length > 0;
+  const total = [...state.rooms.values()].reduce((n, r) => n + (state.current === r.code ? 0 : r.unread), 0);
+  const name = view ? `${view.room.name} · ` : '';
+  document.title = `${total ? `(${total}) ` : ''}${name}Hearth`;
+}
+
+function onstate(connState) {
+  state.conn = connState;
+  document.body.dataset.conn = connState;
+  if (!shell) return;
+  clearInterval(shell.countdown);
+  const words = {
+    idle: 'Connecting…', connecting: 'Connecting…', open: 'Connected', reconnecting: 'Reconnecting…',
+    waiting: 'Offline', signedout: 'Signed out',
+  };
+  const text = words[connState] || connState;
+  const offline = connState === 'waiting' || connState === 'reconnecting';
+  // The banner is a live region: it changes with the state only. The countdown ticks beside it,
+  // hidden from screen readers, so they are not told the time every second.
+  const countdown = h('span', { class: 'countdown', 'aria-hidden': 'true' });
+  const tick = () => {
+    const secs = socket ? Math.max(0, Math.ceil((socket.nextAt - Date.now()) / 1000)) : 0;
+    countdown.textContent = connState === 'waiting' ? `Retrying in ${secs} s.` : '';
+  };
+  shell.connText.textContent = text;
+  shell.conn.dataset.state = connState;
+  shell.connRetry.hidden = connState !== 'waiting';
+  shell.banner.hidden = !offline;
+  shell.banner.replaceChildren(...(offline ? [
+    h('span', null, `${text}. Messages you write will be sent when the connection is back.`), countdown,
+    connState === 'waiting' ? h('button', { class: 'btn-link', type: 'button', onclick: () => socket && socket.retryNow() }, 'Retry now') : null,
+  ] : []));
+  tick();
+  if (connState === 'waiting') shell.countdown = setInterval(tick, 1000);
+}
+
+// ---- routes ----
+
+function navigate(path, replace = false) {
+  if (location.pathname !== path) history[replace ? 'replaceState' : 'pushState'](null, '', path);
+  route();
+}
+
+window.addEventListener('popstate', () => {
+  if (state.me) route();
+});
+
+function route() {
+  if (!shell) return;
+  closeSidebar();
+  const match = location.pathname.match(/^\/r\/([^/]+)\/?$/);
+  if (match) openRoom(match[1]);
+  else showHome();
+}
+
+function showHome() {
+  if (view) view.destroy();
+  view = null;
+  state.current = null;
+  shell.root.classList.add('at-home');
+  const nameInput = h('input', { id: 'home-room-name', maxlength: '100', placeholder: 'Book club', autocomplete: 'off' });
+  const create = h('form', { class: 'card' },
+    h('h2', null, 'Start a room'),
+    h('p', null, 'You will be its host. Share its code or link with the people you want in it.'),
+    h('label', { for: 'home-room-name' }, 'Room name'),
+    h('div', { class: 'inline-form' }, nameInput, h('button', { class: 'btn btn-primary', type: 'submit' }, 'Create')));
+  create.addEventListener('submit', (event) => {
+    event.preventDefault();
+    createRoom(nameInput.value);
+  });
+  const codeInput = h('input', { id: 'home-join-code', placeholder: 'K7MP2X', autocomplete: 'off', autocapitalize: 'characters', spellcheck: 'false' });
+  const join = h('form', { class: 'card' },
+    h('h2', null, 'Join a room'),
+    h('p', null, 'Got a code or a link from someone? Paste it here.'),
+    h('label', { for: 'home-join-code' }, 'Code or link'),
+    h('div', { class: 'inline-form' }, codeInput, h('button', { class: 'btn btn-outline', type: 'submit' }, 'Join')));
+  join.addEventListener('submit', (event) => {
+    event.preventDefault();
+    const code = parseCode(codeInput.value);
+    if (code) navigate(`/r/${code}`);
+    else toast('Room codes are 6 letters and digits, like K7MP2X.', 'error');
+  });
+  shell.main.replaceChildren(h('section', { class: 'home', 'aria-labelledby': 'home-title' },
+    h('header', { class: 'room-head' },
+      h('button', { class: 'icon-btn only-narrow', type: 'button', 'aria-label': 'Show rooms', onclick: () => openSidebar() }, icon('menu')),
+      h('h1', { class: 'room-name', id: 'home-title' }, 'Home')),
+    h('div', { class: 'home-body' },
+      h('div', { class: 'hero' }, logo(),
+        h('h2', null, `Welcome, ${state.me.display_name}`),
+        h('p', null, state.rooms.size
+          ? 'Pick a room on the left, start a new one, or join one with a code.'
+          : 'Start a room and invite your people, or join one with the code someone shared.')),
+      h('div', { class: 'cards' }, create, join))));
+  renderRooms();
+}
+
+function openRoom(raw) {
+  shell.root.classList.remove('at-home');
+  const valid = parseCode(raw);
+  const code = valid || raw.toUpperCase().slice(0, 12);
+  if (valid && raw !== code) history.replaceState(null, '', `/r/${code}`);
+  let room = state.rooms.get(code);
+  if (!room) {
+    room = new Room({ code, name: code, host: '', created_at: Date.now() });
+    room.fromList = false;
+    loadLastRead(room);
+    state.rooms.set(code, room);
+    room.status = valid ? 'joining' : 'unknown';
+  }
+  if (view && view.room === room) return;
+  // Opening a room I could not join, or was removed from, asks again: the host may have let me
+  // back in. The banner keeps saying why until the answer comes.
+  const retry = valid && ['unknown', 'banned', 'kicked'].includes(room.status);
+  if (view) view.destroy();
+  state.current = code;
+  view = new RoomView(room, roomActions(room));
+  view.mount(shell.main);
+  renderRooms();
+  if ((retry || room.status === 'joining') && !room.subscribed && socket && socket.open) join(room);
+}
+
+// ---- rooms over the socket ----
+
+async function onopen() {
+  performance.mark('hearth:socket-open');
+  // A new socket has no room: each is joined again (with `since` where items are loaded).
+  for (const room of state.rooms.values()) room.subscribed = false;
+  earlyJoin = null;
+  const asked = socket.earlyAnswer;
+  socket.earlyAnswer = null;
+  const wanted = location.pathname.match(/^\/r\/([^/]+)\/?$/);
+  const code = wanted && parseCode(wanted[1]);
+  if (code && asked) {
+    // early.js asked already, on this socket.
+    earlyJoin = { code, answer: asked };
+  } else if (code && !isReady) {
+    const answer = socket.request({ type: 'join', room: code });
+    answer.catch(() => {});
+    earlyJoin = { code, answer };
+  }
+  await ready;
+  if (!socket || !socket.open) return;
+  const rooms = [...state.rooms.values()].filter((r) => !r.subscribed && (r.status === 'ok' || r.status === 'joining'));
+  const current = rooms.find((r) => r.code === state.current);
+  if (current) await join(current);
+  const rest = rooms.filter((r) => r !== current);
+  for (let i = 0; i < rest.length; i += 10) {
+    await Promise.all(rest.slice(i, i + 10).map((room) => join(room)));
+  }
+}
+
+async function join(room) {
+  if (!socket || !socket.open) return;
+  room.subscribed = true;
+  const resumed = room.items.length > 0;
+  for (;;) {
+    const resuming = room.items.length > 0;
+    const since = room.maxSeq;
+    let answer;
+    const early = earlyJoin && earlyJoin.code === room.code && !resuming ? earlyJoin.answer : null;
+    if (early) earlyJoin = null;
+    try {
+      answer = await (early || socket.request({ type: 'join', room: room.code, ...(resuming ? { since } : {}) }));
+    } catch (e) {
+      room.subscribed = false;
+      if (e.code === 'banned') room.status = 'banned';
+      else if (e.code === 'unknown_room') room.status = 'unknown';
+      else if (e.code !== 'disconnected' && e.code !== 'stopped') toast(e.message, 'error');
+      if (room.status === 'banned' || room.status === 'unknown') {
+        if (room.fromList === false) state.rooms.delete(room.code);
+        if (view && view.room === room) view.renderStatus();
+        renderRooms();
+      }
+      return;
+    }
+    if (room.code === state.current) performance.mark('hearth:joined');
+    room.update(answer.room);
+    room.setMembers(answer.members);
+    room.status = 'ok';
+    room.kickedBy = null;
+    room.fromList = true;
+    const { added, before } = room.addItems(answer.messages);
+    for (const item of added) if (item.kind !== 'system') room.typing.delete(item.author);
+    if (room.lastRead == null) saveLastRead(room, room.maxSeq);
+    settlePending(room);
+    afterItems(room, added, before, true);
+    if (!(resuming && answer.more)) break;
+  }
+  if (view && view.room === room) {
+    view.renderStatus();
+    view.onMembers();
+    if (resumed) refreshReactions(room);
+  }
+  resendPending(room);
+  renderRooms();
+}
+
+/** After a resume, reactions given while away: re-read the newest page and update what changed. */
+async function refreshReactions(room) {
+  if (!room.items.length) return;
+  try {
+    const page = await socket.request({ type: 'history', room: room.code, limit: 100 });
+    for (const fresh of page.messages) {
+      const known = room.bySeq.get(fresh.seq);
+      if (known && JSON.stringify(known.reactions) !== JSON.stringify(fresh.reactions || {})) {
+        known.reactions = fresh.reactions || {};
+        if (view && view.room === room) view.onReaction(known);
+      }
+    }
+  } catch {
+    // The next reconnect tries again.
+  }
+}
+
+function afterItems(room, added, before, fromJoin = false) {
+  room.unread = room.countUnread(state.me.username);
+  if (view && view.room === room) {
+    view.onItems(added, before);
+    if (!fromJoin && added.some((i) => i.kind === 'system')) view.onMembers();
+    if (added.some((i) => i.kind !== 'system')) view.renderTyping();
+    markRead();
+  }
+  renderRooms();
+}
+
+function onframe(frame) {
+  const code = frame.room && (typeof frame.room === 'string' ? frame.room : frame.room.code);
+  const room = code ? state.rooms.get(code) : null;
+  switch (frame.type) {
+    case 'message': {
+      if (!room) return;
+      const { added, before } = room.addItems([frame.item]);
+      for (const item of added) {
+        if (item.kind === 'system') room.applySystem(item);
+        else room.typing.delete(item.author);
+      }
+      settlePending(room);
+      afterItems(room, added, before);
+      break;
+    }
+    case 'reaction': {
+      const item = room && room.applyReaction(frame);
+      if (item && view && view.room === room) view.onReaction(item);
+      break;
+    }
+    case 'presence': {
+      if (!room) return;
+      const member = room.members.get(frame.user);
+      if (member) member.online = frame.online;
+      else if (frame.online) room.members.set(frame.user, { username: frame.user, display_name: frame.user, online: true, host: false });
+      if (view && view.room === room) view.onMembers();
+      break;
+    }
+    case 'typing':
+      if (!room) return;
+      room.typing.set(frame.user, Date.now() + 5000);
+      if (view && view.room === room) view.renderTyping();
+      break;
+    case 'kicked':
+      if (!room) return;
+      room.status = 'kicked';
+      room.kickedBy = frame.by;
+      room.subscribed = false;
+      room.typing.clear();
+      room.pending = [];
+      if (view && view.room === room) {
+        view.renderStatus();
+        view.renderPending();
+        view.renderTyping();
+      } else {
+        toast(`You were removed from ${room.name}.`);
+      }
+      renderRooms();
+      break;
+    case 'notice':
+      if (room) addNotice(room, frame.text);
+      break;
+    case 'error':
+      toast(frame.message || 'Something went wrong.', 'error');
+      break;
+    default:
+      break;
+  }
+}
+
+function addNotice(room, text) {
+  const notice = { after: room.maxSeq, text: String(text || '') };
+  room.notices.push(notice);
+  learnCommands(notice.text);
+  if (view && view.room === room) view.onNotice(notice);
+}
+
+/** Reads the command list out of a /help answer: lines like "/name args — what it does". */
+function learnCommands(text) {
+  const found = [];
+  for (const line of text.split('\n')) {
+    const m = line.match(/^\s*[-*•]?\s*\/([A-Za-z0-9_-]+)(?:[ =]([^—–:-]*?))?\s*(?:[—–:-]\s*(.*))?$/);
+    if (m) found.push({ name: m[1], args: (m[2] || '').trim(), description: (m[3] || '').trim() });
+  }
+  if (found.length) {
+    const names = new Set(found.map((c) => c.name));
+    state.commands = [...found, ...state.commands.filter((c) => !names.has(c.name))];
+  }
+}
+
+function markRead() {
+  const room = view && view.room;
+  if (!room || document.visibilityState !== 'visible' || !view.stick || !room.items.length) return;
+  if (saveLastRead(room, room.maxSeq) || room.unread) {
+    room.unread = 0;
+    renderRooms();
+  }
+}
+document.addEventListener('visibilitychange', markRead);
+
+function roomActions(room) {
+  return {
+    send: (text) => sendMessage(room, text),
+    react: (seq, emoji, on) => {
+      if (!socket || !socket.open) {
+        toast('Not connected: try again in a moment.', 'error');
+        return;
+      }
+      socket.request({ type: 'react', room: room.code, seq, emoji, on }).catch((e) => toast(e.message, 'error'));
+    },
+    loadOlder: async () => {
+      if (!socket || !socket.open || room.loadingOlder) return;
+      room.loadingOlder = true;
+      try {
+        const page = await socket.request({ type: 'history', room: room.code, before: room.minSeq, limit: 100 });
+        const { added, before } = room.addItems(page.messages);
+        if (view && view.room === room) view.onItems(added, before);
+      } catch (e) {
+        if (e.code !== 'disconnected') toast(e.message, 'error');
+      } finally {
+        room.loadingOlder = false;
+      }
+    },
+    typing: () => socket && socket.post({ type: 'typing', room: room.code }),
+    retry: (p) => {
+      p.state = 'queued';
+      p.error = null;
+      resendPending(room);
+      if (view && view.room === room) view.renderPending();
+    },
+    discard: (p) => {
+      room.pending = room.pending.filter((x) => x !== p);
+      if (view && view.room === room) view.renderPending();
+    },
+    markRead,
+    host: async (kind, user) => {
+      try {
+        await socket.request({ type: kind, room: room.code, user });
+        const name = room.displayName(user);
+        toast({ kick: `${name} was removed.`, unban: `${name} can join again.`, transfer_host: `${name} is now the host.` }[kind]);
+      } catch (e) {
+        toast(e.code === 'not_host' ? 'Only the host can do that.' : e.message, 'error');
+      }
+    },
+    leave: async () => {
+      try {
+        await socket.request({ type: 'leave', room: room.code });
+      } catch (e) {
+        toast(e.code === 'disconnected' ? 'Not connected: try again in a moment.' : e.message, 'error');
+        return;
+      }
+      state.rooms.delete(room.code);
+      try {
+        localStorage.removeItem(`hearth.read.${state.me.username}.${room.code}`);
+      } catch {
+        // Nothing stored.
+      }
+      toast(`You left ${room.name}.`);
+      navigate('/');
+    },
+    openSidebar,
+    home: () => navigate('/'),
+  };
+}
+
+// ---- sending: nothing lost, nothing twice ----
+//
+// A message is pending until its item is in the room. Written while offline it waits
+// ("queued") and goes out on reconnect. Sent but unconfirmed when the connection dropped
+// ("unsure"), it is looked for among the items the resume brings: found, it is done; not found,
+// it was never stored and goes out again.
+
+function sendMessage(room, text) {
+  const p = { local: ++localSeq, text, state: 'queued', seq: null, base: room.maxSeq, error: null };
+  room.pending.push(p);
+  if (socket && socket.open && room.subscribed) transmit(room, p);
+  else if (view && view.room === room) view.renderPending();
+}
+
+async function transmit(room, p) {
+  p.state = 'sending';
+  p.base = room.maxSeq;
+  if (view && view.room === room) view.renderPending();
+  try {
+    const answer = await socket.request({ type: 'send', room: room.code, text: p.text });
+    if (answer.type === 'notice') {
+      room.pending = room.pending.filter((x) => x !== p);
+      addNotice(room, answer.text);
+    } else {
+      p.seq = answer.seq;
+    }
+  } catch (e) {
+    if (e.code === 'disconnected' || e.code === 'timeout' || e.code === 'stopped') {
+      p.state = 'unsure';
+    } else if (e.code === 'unknown_command') {
+      room.pending = room.pending.filter((x) => x !== p);
+      toast(`${p.text.split(/[\s=]/)[0]} is not a command here. Type / to see the commands.`, 'error');
+    } else {
+      p.state = 'failed';
+      p.error = { too_long: 'too long', not_member: 'you are not in this room', rate_limited: 'sending too fast' }[e.code] || e.message;
+    }
+  }
+  settlePending(room);
+}
+
+function settlePending(room) {
+  const before = room.pending.length;
+  room.pending = room.pending.filter((p) => !(p.seq && room.bySeq.has(p.seq)));
+  if (view && view.room === room && (before !== room.pending.length || room.pending.length)) view.renderPending();
+}
+
+function resendPending(room) {
+  if (!socket || !socket.open || room.status !== 'ok') return;
+  const claimed = new Set(room.pending.filter((p) => p.seq).map((p) => p.seq));
+  for (const p of room.pending) {
+    if (p.state !== 'unsure') continue;
+    const found = room.items.find((item) => item.seq > p.base && item.author === state.me.username
+      && item.kind === 'chat' && item.text === p.text && !claimed.has(item.seq));
+    if (found) {
+      claimed.add(found.seq);
+      p.seq = found.seq;
+    } else {
+      p.state = 'queued';
+    }
+  }
+  settlePending(room);
+  for (const p of room.pending) if (p.state === 'queued') transmit(room, p);
+}
+
+// ---- create a room ----
+
+function createRoomDialog() {
+  closeSidebar();
+  const input = h('input', { id: 'new-room-name', maxlength: '100', required: true, autocomplete: 'off', placeholder: 'Book club' });
+  const error = h('p', { class: 'form-error', role: 'alert' });
+  modal({
+    title: 'New room',
+    body: [h('label', { for: 'new-room-name' }, 'Name'), input, error],
+    actions: [
+      h('button', { class: 'btn btn-quiet', type: 'button', value: '', onclick: (e) => e.target.closest('dialog').close('') }, 'Cancel'),
+      h('button', { class: 'btn btn-primary', type: 'submit', value: 'create' }, 'Create room'),
+    ],
+    onopen: (dialog, form) => {
+      input.focus();
+      form.addEventListener('submit', async (event) => {
+        event.preventDefault();
+        const ok = await createRoom(input.value, error);
+        if (ok) dialog.close('created');
+      });
+    },
+  });
+}
+
+async function createRoom(name, errorEl) {
+  const trimmed = String(name || '').trim();
+  const fail = (text) => {
+    if (errorEl) errorEl.textContent = text;
+    else toast(text, 'error');
+    return false;
+  };
+  if (!trimmed) return fail('Give the room a name.');
+  let created;
+  try {
+    created = (await api('POST', '/api/rooms', { name: trimmed })).room;
+  } catch (e) {
+    return fail(e.code === 'invalid_name' ? 'Names have 1 to 100 characters.' : e.message);
+  }
+  const room = addRoom(created);
+  room.status = 'joining';
+  navigate(`/r/${room.code}`);
+  shareDialog(room);
+  return true;
+}
+
+function shareDialog(room) {
+  const link = `${location.origin}/r/${room.code}`;
+  const linkField = h('input', { class: 'share-link', readonly: true, value: link, 'aria-label': 'Link to the room' });
+  const copied = h('p', { class: 'copied', role: 'status' });
+  modal({
+    title: `“${room.name}” is ready`,
+    body: [
+      h('p', { class: 'dialog-text' }, 'Share the code or the link. Anyone signed in to this server who has it can join.'),
+      h('p', { class: 'share-code', 'aria-label': `Room code ${room.code.split('').join(' ')}` }, room.code),
+      linkField, copied,
+    ],
+    actions: [
+      h('button', {
+        class: 'btn btn-outline', type: 'button',
+        onclick: async () => {
+          const ok = await copyText(link);
+          copied.textContent = ok ? 'Link copied.' : 'Select the link above and copy it.';
+          if (!ok) linkField.select();
+        },
+      }, icon('copy'), 'Copy link'),
+      h('button', { class: 'btn btn-primary', value: 'ok' }, 'Done'),
+    ],
+  }).then(() => {
+    if (view) view.input.focus();
+  });
+}
+
+exactOnHover(document);
+boot();

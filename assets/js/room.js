@@ -1,0 +1,647 @@
+// The room: header, message log, typing line and composer, plus the members panel.
+import { h, icon, copyText, toast } from './dom.js';
+import {
+  dayKey, dayLabel, timeEl, refreshTimes, colorClass, initial, richText, listNames, longDate,
+} from './format.js';
+import { state } from './model.js';
+import { MembersPanel } from './members.js';
+
+export const EMOJI = [
+  ['👍', 'thumbs up'], ['❤️', 'heart'], ['😂', 'laughing'], ['🎉', 'party'],
+  ['😮', 'surprised'], ['😢', 'sad'], ['🙏', 'thank you'], ['🔥', 'fire'],
+  ['👀', 'eyes'], ['✅', 'done'],
+];
+
+const NEAR_BOTTOM = 48;
+const NEAR_TOP = 400;
+const TYPING_EVERY = 2500;
+const MAX_CHARS = 4000;
+
+export class RoomView {
+  /**
+   * `actions`: send(text), react(seq, emoji, on), loadOlder(), typing(), retry(p), discard(p),
+   * markRead(), host(kind, user), leave(), openSidebar(), home().
+   */
+  constructor(room, actions) {
+    this.room = room;
+    this.actions = actions;
+    this.stick = true;
+    this.firstPaint = false;
+    this.lastTyping = 0;
+    this.ctx = null;
+    this.rows = new Map();
+    this.hintIndex = 0;
+    this.build();
+  }
+
+  build() {
+    const room = this.room;
+    this.title = h('h1', { class: 'room-name', id: 'room-title' });
+    this.codeBtn = h('button', {
+      class: 'code-chip', type: 'button', title: 'Copy the link to this room',
+      onclick: () => this.copyLink(),
+    }, icon('link'), h('span', { class: 'code' }, room.code));
+    this.membersBtn = h('button', {
+      class: 'icon-btn members-toggle', type: 'button', 'aria-controls': 'members', 'aria-expanded': 'false',
+      onclick: () => this.toggleMembers(),
+    }, icon('users'), h('span', { class: 'count' }));
+    this.menuBtn = h('button', {
+      class: 'icon-btn only-narrow', type: 'button', 'aria-label': 'Show rooms', 'aria-controls': 'sidebar',
+      onclick: () => this.actions.openSidebar(),
+    }, icon('menu'));
+    const head = h('header', { class: 'room-head' },
+      this.menuBtn,
+      h('div', { class: 'room-title' }, this.title, this.codeBtn),
+      this.membersBtn);
+
+    this.banner = h('div', { class: 'banner', role: 'alert', hidden: true });
+    this.top = h('div', { class: 'log-top' });
+    this.log = h('ol', { class: 'log', role: 'log', 'aria-label': 'Messages', 'aria-live': 'polite' });
+    this.pendingLog = h('ol', { class: 'log pending-log', 'aria-label': 'Messages being sent' });
+    this.scroller = h('div', { class: 'scroller', tabindex: '0', 'aria-label': 'Message history' },
+      this.top, this.log, this.pendingLog);
+    this.pill = h('button', { class: 'pill', type: 'button', hidden: true, onclick: () => this.toBottom(true) },
+      icon('down'), 'New messages');
+    this.typingLine = h('div', { class: 'typing', 'aria-live': 'polite' });
+
+    this.hints = h('ul', { class: 'hints', id: 'slash-hints', role: 'listbox', 'aria-label': 'Commands', hidden: true });
+    this.input = h('textarea', {
+      class: 'composer-input', id: 'composer', rows: '1', 'aria-label': 'Message', placeholder: 'Message',
+      maxlength: String(MAX_CHARS * 2), enterkeyhint: 'send', autocomplete: 'off',
+      role: 'combobox', 'aria-autocomplete': 'list', 'aria-controls': 'slash-hints', 'aria-expanded': 'false',
+    });
+    this.counter = h('span', { class: 'counter', 'aria-live': 'polite' });
+    this.sendBtn = h('button', { class: 'send-btn', type: 'submit', 'aria-label': 'Send message' }, icon('send'));
+    this.composer = h('form', { class: 'composer', 'aria-label': 'Write a message' },
+      this.hints, h('div', { class: 'composer-box' }, this.input, this.counter, this.sendBtn));
+
+    this.section = h('section', { class: 'room', 'aria-labelledby': 'room-title' },
+      head, this.banner, h('div', { class: 'log-wrap' }, this.scroller, this.pill), this.typingLine, this.composer);
+    this.members = new MembersPanel(room, this.actions, () => this.toggleMembers(false));
+    this.el = h('div', { class: 'room-wrap' }, this.section, this.members.el);
+
+    this.scroller.addEventListener('scroll', () => this.onScroll(), { passive: true });
+    this.log.addEventListener('click', (event) => this.onLogClick(event));
+    this.pendingLog.addEventListener('click', (event) => this.onPendingClick(event));
+    this.composer.addEventListener('submit', (event) => {
+      event.preventDefault();
+      this.submit();
+    });
+    this.input.addEventListener('keydown', (event) => this.onKey(event));
+    this.input.addEventListener('input', () => this.onInput());
+    this.resize = new ResizeObserver(() => {
+      if (this.stick) this.toBottom();
+    });
+    this.resize.observe(this.scroller);
+    this.clock = setInterval(() => refreshTimes(this.log), 30000);
+    this.outside = (event) => {
+      if (this.picker && !this.picker.contains(event.target) && !event.target.closest('.react-add')) this.closePicker();
+    };
+    document.addEventListener('pointerdown', this.outside);
+  }
+
+  mount(parent) {
+    parent.replaceChildren(this.el);
+    this.renderHead();
+    this.renderStatus();
+    this.renderAll();
+    this.renderPending();
+    this.renderTyping();
+    this.members.render();
+    if (matchMedia('(pointer: fine)').matches && this.room.status === 'ok') this.input.focus({ preventScroll: true });
+  }
+
+  destroy() {
+    clearInterval(this.clock);
+    clearTimeout(this.typingTimer);
+    cancelAnimationFrame(this.bottomFrame);
+    this.resize.disconnect();
+    document.removeEventListener('pointerdown', this.outside);
+    this.closePicker();
+  }
+
+  // ---- header, status ----
+
+  renderHead() {
+    const room = this.room;
+    this.title.textContent = room.name;
+    this.codeBtn.setAttribute('aria-label', `Room code ${room.code}. Copy the link to this room`);
+    const online = [...room.members.values()].filter((m) => m.online).length;
+    this.membersBtn.querySelector('.count').textContent = String(room.members.size);
+    this.membersBtn.setAttribute('aria-label', `Members: ${room.members.size}, ${online} online`);
+    this.input.setAttribute('aria-label', `Message ${room.name}`);
+    this.input.placeholder = `Message ${room.name}`;
+    document.title = `${room.name} · Hearth`;
+  }
+
+  renderStatus() {
+    const room = this.room;
+    const messages = {
+      kicked: ['You were removed from this room', room.kickedBy ? ` by ${room.displayName(room.kickedBy)}` : '',
+        '. Only the host can let you back in.'],
+      banned: room.kickedBy
+        ? [`You were removed from this room by ${room.displayName(room.kickedBy)}. Only the host can let you back in.`]
+        : ['You can\'t join this room: its host removed you. Only the host can let you back in.'],
+      unknown: [`There is no room with the code ${room.code}. Check the code and try again.`],
+      gone: ['You left this room.'],
+    }[room.status];
+    if (messages) {
+      this.banner.replaceChildren(h('p', null, messages.join('')),
+        h('button', { class: 'btn btn-quiet', type: 'button', onclick: () => this.actions.home() }, 'Back to your rooms'));
+      this.banner.hidden = false;
+    } else {
+      this.banner.hidden = true;
+    }
+    const usable = room.status === 'ok' || room.status === 'joining';
+    this.composer.hidden = !usable;
+    this.section.classList.toggle('room-closed', !usable);
+    this.members.render();
+  }
+
+  // ---- the log ----
+
+  renderTop() {
+    const room = this.room;
+    if (room.hasOlder) {
+      this.top.replaceChildren(h('button', {
+        class: 'btn btn-quiet load-older', type: 'button', onclick: () => this.loadOlder(),
+      }, room.loadingOlder ? 'Loading…' : 'Load older messages'));
+    } else if (room.items.length) {
+      this.top.replaceChildren(h('div', { class: 'room-start' },
+        h('div', { class: `room-badge ${colorClass(room.code)}`, 'aria-hidden': 'true' }, initial(room.name)),
+        h('p', { class: 'room-start-title' }, room.name),
+        h('p', null, 'This is the beginning of the room. ', h('time', {
+          datetime: new Date(room.createdAt).toISOString(), dataset: { ts: room.createdAt },
+        }, `Created ${longDate.format(new Date(room.createdAt))}.`))));
+    } else {
+      this.top.replaceChildren();
+    }
+  }
+
+  renderAll() {
+    const frag = document.createDocumentFragment();
+    this.ctx = { day: null, group: null, body: null, author: null, kind: null, minute: null };
+    this.rows.clear();
+    const notices = [...this.room.notices];
+    for (const item of this.room.items) {
+      this.place(frag, item);
+      while (notices.length && notices[0].after <= item.seq) this.placeNotice(frag, notices.shift());
+    }
+    for (const notice of notices) this.placeNotice(frag, notice);
+    // Redrawn, not new: screen readers are not to read the whole log again.
+    this.log.setAttribute('aria-busy', 'true');
+    this.log.replaceChildren(frag);
+    requestAnimationFrame(() => this.log.removeAttribute('aria-busy'));
+    this.renderTop();
+    if (this.stick) this.toBottom();
+    if (!this.firstPaint && this.room.items.length) this.markFirstPaint();
+    this.maybeLoadMore();
+  }
+
+  /** New items: appended, or when older ones arrived, everything redrawn in place. */
+  onItems(added, before) {
+    if (!added.length) return;
+    if (before || !this.ctx) {
+      const fromBottom = this.scroller.scrollHeight - this.scroller.scrollTop;
+      this.renderAll();
+      if (!this.stick) this.scroller.scrollTop = this.scroller.scrollHeight - fromBottom;
+      return;
+    }
+    const lastShown = this.lastSeq || 0;
+    if (added.some((item) => item.seq < lastShown)) {
+      this.renderAll();
+      return;
+    }
+    const wasAtBottom = this.stick;
+    const frag = document.createDocumentFragment();
+    for (const item of added) this.place(frag, item);
+    this.log.append(frag);
+    this.renderTop();
+    const mine = added.some((item) => item.author === state.me.username && item.kind !== 'system');
+    if (wasAtBottom || mine) this.toBottom();
+    else if (added.some((item) => item.kind !== 'system')) this.pill.hidden = false;
+    if (!this.firstPaint) this.markFirstPaint();
+  }
+
+  /**
+   * Performance marks for the first messages on screen: "hearth:room-painted" once the frame
+   * that draws them is done, and an Element Timing entry "hearth-room" with the paint time the
+   * browser reports (tests/browser/tools/first-paint.mjs reads both).
+   */
+  markFirstPaint() {
+    this.firstPaint = true;
+    const texts = this.log.querySelectorAll('.text, .system-text');
+    if (texts.length) texts[texts.length - 1].setAttribute('elementtiming', 'hearth-room');
+    requestAnimationFrame(() => setTimeout(() => performance.mark('hearth:room-painted'), 0));
+  }
+
+  place(parent, item) {
+    const ctx = this.ctx;
+    this.lastSeq = item.seq;
+    const day = dayKey(item.ts);
+    if (day !== ctx.day) {
+      parent.append(h('li', { class: 'day', role: 'separator' }, h('span', null, dayLabel(item.ts))));
+      ctx.day = day;
+      ctx.group = null;
+    }
+    if (item.kind === 'system') {
+      const row = this.systemRow(item);
+      parent.append(row);
+      this.rows.set(item.seq, row);
+      ctx.group = null;
+      return;
+    }
+    const minute = Math.floor(item.ts / 60000);
+    if (!ctx.group || ctx.author !== item.author || ctx.kind !== item.kind || ctx.minute !== minute) {
+      const name = this.room.displayName(item.author);
+      const bot = item.kind === 'bot';
+      ctx.body = h('div', { class: 'group-body' });
+      ctx.group = h('li', { class: `group${bot ? ' group-bot' : ''}${item.author === state.me.username ? ' group-mine' : ''}` },
+        h('div', { class: `avatar ${colorClass(item.author)}`, 'aria-hidden': 'true' }, bot ? '⚙' : initial(name)),
+        h('div', { class: 'group-main' },
+          h('div', { class: 'group-head' },
+            h('span', { class: 'author', title: `@${item.author}` }, name),
+            bot ? h('span', { class: 'bot-badge', title: 'Answer from a bot' }, 'BOT') : null,
+            timeEl(item.ts)),
+          ctx.body));
+      parent.append(ctx.group);
+      ctx.author = item.author;
+      ctx.kind = item.kind;
+      ctx.minute = minute;
+    }
+    const row = this.messageRow(item);
+    ctx.body.append(row);
+    this.rows.set(item.seq, row);
+  }
+
+  messageRow(item) {
+    return h('div', { class: 'msg', id: `m-${item.seq}`, dataset: { seq: item.seq } },
+      h('p', { class: 'text' }, richText(item.text || '')),
+      this.reactionsEl(item),
+      h('div', { class: 'msg-tools' },
+        timeEl(item.ts, 'time time-inline'),
+        h('button', {
+          class: 'icon-btn react-add', type: 'button', 'aria-label': 'Add a reaction', 'aria-haspopup': 'true',
+          title: 'Add a reaction',
+        }, icon('smile'))));
+  }
+
+  reactionsEl(item) {
+    const entries = Object.entries(item.reactions || {}).filter(([, users]) => users.length);
+    const wrap = h('div', { class: 'reactions' });
+    if (!entries.length) {
+      wrap.hidden = true;
+      return wrap;
+    }
+    for (const [emoji, users] of entries) {
+      const mine = users.includes(state.me.username);
+      const names = listNames(users.map((u) => (u === state.me.username ? 'you' : this.room.displayName(u))));
+      wrap.append(h('button', {
+        class: `chip${mine ? ' chip-mine' : ''}`, type: 'button', 'aria-pressed': String(mine),
+        title: `${names} reacted with ${emoji}`,
+        'aria-label': `${emoji} ${users.length}: ${names}. ${mine ? 'Remove your reaction' : 'React too'}`,
+        dataset: { emoji },
+      }, h('span', { class: 'chip-emoji' }, emoji), h('span', { class: 'chip-count' }, String(users.length))));
+    }
+    return wrap;
+  }
+
+  systemRow(item) {
+    const name = (user) => h('strong', null, this.room.displayName(user));
+    let words;
+    switch (item.event) {
+      case 'room_created': words = [name(item.user), ' created the room']; break;
+      case 'join': words = [name(item.user), ' joined']; break;
+      case 'leave': words = [name(item.user), ' left']; break;
+      case 'kick': words = [name(item.by), ' removed ', name(item.user)]; break;
+      case 'unban': words = [name(item.by), ' let ', name(item.user), ' back in']; break;
+      case 'host_transfer':
+        words = item.by ? [name(item.by), ' made ', name(item.to), ' the host'] : [name(item.to), ' is now the host'];
+        break;
+      default: words = [String(item.event || 'Something happened')];
+    }
+    return h('li', { class: `system system-${item.event}`, id: `m-${item.seq}`, dataset: { seq: item.seq } },
+      h('span', { class: 'system-text' }, words), timeEl(item.ts));
+  }
+
+  placeNotice(parent, notice) {
+    parent.append(h('li', { class: 'notice' },
+      h('span', { class: 'notice-label' }, 'Only you can see this'),
+      h('p', { class: 'text' }, richText(notice.text))));
+    this.ctx.group = null;
+  }
+
+  onNotice(notice) {
+    this.placeNotice(this.log, notice);
+    this.toBottom();
+  }
+
+  onReaction(item) {
+    const row = this.rows.get(item.seq);
+    if (!row) return;
+    const old = row.querySelector('.reactions');
+    const stick = this.stick;
+    old.replaceWith(this.reactionsEl(item));
+    if (stick) this.toBottom();
+  }
+
+  // ---- pending (my messages not yet confirmed) ----
+
+  renderPending() {
+    const rows = this.room.pending.map((p) => {
+      const status = {
+        sending: 'Sending…',
+        queued: 'Waiting for the connection…',
+        unsure: 'Reconnecting…',
+        failed: `Not sent: ${p.error || 'something went wrong'}`,
+      }[p.state];
+      return h('li', { class: `group group-mine pending pending-${p.state}`, dataset: { local: p.local } },
+        h('div', { class: `avatar ${colorClass(state.me.username)}`, 'aria-hidden': 'true' }, initial(state.me.display_name)),
+        h('div', { class: 'group-main' },
+          h('div', { class: 'group-head' }, h('span', { class: 'author' }, state.me.display_name),
+            h('span', { class: 'pending-status' }, status)),
+          h('p', { class: 'text' }, p.text),
+          p.state === 'failed' ? h('div', { class: 'pending-actions' },
+            h('button', { class: 'btn btn-quiet btn-small', type: 'button', dataset: { act: 'retry' } }, 'Retry'),
+            h('button', { class: 'btn btn-quiet btn-small', type: 'button', dataset: { act: 'discard' } }, 'Discard')) : null));
+    });
+    this.pendingLog.replaceChildren(...rows);
+    if (this.stick && rows.length) this.toBottom();
+  }
+
+  onPendingClick(event) {
+    const button = event.target.closest('button[data-act]');
+    if (!button) return;
+    const local = Number(button.closest('[data-local]').dataset.local);
+    const p = this.room.pending.find((x) => x.local === local);
+    if (!p) return;
+    if (button.dataset.act === 'retry') this.actions.retry(p);
+    else this.actions.discard(p);
+  }
+
+  // ---- typing ----
+
+  renderTyping() {
+    const now = Date.now();
+    const names = [];
+    for (const [user, until] of this.room.typing) {
+      if (until > now && user !== state.me.username) names.push(this.room.displayName(user));
+      else if (until <= now) this.room.typing.delete(user);
+    }
+    let text = '';
+    if (names.length === 1) text = `${names[0]} is typing…`;
+    else if (names.length > 1 && names.length <= 3) text = `${listNames(names)} are typing…`;
+    else if (names.length > 3) text = 'Several people are typing…';
+    if (this.typingLine.textContent !== text) this.typingLine.textContent = text;
+    this.typingLine.classList.toggle('active', Boolean(text));
+    clearTimeout(this.typingTimer);
+    if (names.length) this.typingTimer = setTimeout(() => this.renderTyping(), 1000);
+  }
+
+  // ---- scrolling ----
+
+  atBottom() {
+    const s = this.scroller;
+    return s.scrollHeight - s.scrollTop - s.clientHeight < NEAR_BOTTOM;
+  }
+
+  /** Scrolls to the newest message in the next frame (one layout per frame, however many calls). */
+  toBottom(smooth = false) {
+    this.stick = true;
+    this.pill.hidden = true;
+    this.smooth = this.smooth || smooth;
+    if (this.bottomFrame) return;
+    this.bottomFrame = requestAnimationFrame(() => {
+      this.bottomFrame = 0;
+      this.scroller.scrollTo({ top: this.scroller.scrollHeight, behavior: this.smooth ? 'smooth' : 'instant' });
+      this.smooth = false;
+      this.actions.markRead();
+    });
+  }
+
+  onScroll() {
+    this.stick = this.atBottom();
+    if (this.stick) {
+      this.pill.hidden = true;
+      this.actions.markRead();
+    }
+    if (this.scroller.scrollTop < NEAR_TOP) this.loadOlder();
+  }
+
+  loadOlder() {
+    const room = this.room;
+    if (!room.hasOlder || room.loadingOlder) return;
+    this.actions.loadOlder().finally(() => this.renderTop());
+    this.renderTop();
+  }
+
+  /** Keeps loading until the log fills the screen, so there is something to scroll. */
+  maybeLoadMore() {
+    if (!this.room.hasOlder) return;
+    requestAnimationFrame(() => {
+      if (this.scroller.scrollHeight <= this.scroller.clientHeight + NEAR_TOP) this.loadOlder();
+    });
+  }
+
+  // ---- reactions ----
+
+  onLogClick(event) {
+    const chip = event.target.closest('.chip');
+    if (chip) {
+      const seq = Number(chip.closest('.msg').dataset.seq);
+      this.actions.react(seq, chip.dataset.emoji, chip.getAttribute('aria-pressed') !== 'true');
+      return;
+    }
+    const add = event.target.closest('.react-add');
+    if (add) {
+      const row = add.closest('.msg');
+      if (this.picker && this.picker.parentElement === row) this.closePicker();
+      else this.openPicker(row, add);
+      return;
+    }
+    // A tap on a message (touch screens have no hover) shows its tools.
+    const msg = event.target.closest('.msg');
+    if (msg && !event.target.closest('a, button')) {
+      for (const other of this.log.querySelectorAll('.msg-active')) if (other !== msg) other.classList.remove('msg-active');
+      msg.classList.toggle('msg-active');
+    }
+  }
+
+  openPicker(row, opener) {
+    this.closePicker();
+    const seq = Number(row.dataset.seq);
+    const buttons = EMOJI.map(([emoji, name]) => h('button', {
+      class: 'picker-btn', type: 'button', role: 'menuitem', 'aria-label': `React with ${name}`, title: name,
+      onclick: () => {
+        const item = this.room.bySeq.get(seq);
+        const mine = item && (item.reactions[emoji] || []).includes(state.me.username);
+        this.actions.react(seq, emoji, !mine);
+        this.closePicker();
+        opener.focus();
+      },
+    }, emoji));
+    const picker = h('div', { class: 'picker', role: 'menu', 'aria-label': 'Pick a reaction' }, buttons);
+    picker.addEventListener('keydown', (event) => {
+      const i = buttons.indexOf(document.activeElement);
+      if (event.key === 'Escape') {
+        event.preventDefault();
+        this.closePicker();
+        opener.focus();
+      } else if (event.key === 'ArrowRight' || event.key === 'ArrowDown') {
+        event.preventDefault();
+        buttons[(i + 1) % buttons.length].focus();
+      } else if (event.key === 'ArrowLeft' || event.key === 'ArrowUp') {
+        event.preventDefault();
+        buttons[(i - 1 + buttons.length) % buttons.length].focus();
+      }
+    });
+    const rowTop = row.getBoundingClientRect().top - this.scroller.getBoundingClientRect().top;
+    if (rowTop < 70) picker.classList.add('picker-below');
+    row.append(picker);
+    row.classList.add('picking');
+    opener.setAttribute('aria-expanded', 'true');
+    this.picker = picker;
+    buttons[0].focus({ preventScroll: true });
+  }
+
+  closePicker() {
+    if (!this.picker) return;
+    const row = this.picker.parentElement;
+    if (row) {
+      row.classList.remove('picking');
+      const opener = row.querySelector('.react-add');
+      if (opener) opener.setAttribute('aria-expanded', 'false');
+    }
+    this.picker.remove();
+    this.picker = null;
+  }
+
+  // ---- composer ----
+
+  submit() {
+    const text = this.input.value.trim();
+    if (!text) return;
+    if ([...text].length > MAX_CHARS) {
+      toast(`Messages can have at most ${MAX_CHARS} characters.`, 'error');
+      return;
+    }
+    this.input.value = '';
+    this.onInput();
+    this.actions.send(text);
+    this.stick = true;
+  }
+
+  onKey(event) {
+    if (!this.hints.hidden) {
+      const options = [...this.hints.children];
+      if (event.key === 'ArrowDown' || event.key === 'ArrowUp') {
+        event.preventDefault();
+        this.hintIndex = (this.hintIndex + (event.key === 'ArrowDown' ? 1 : -1) + options.length) % options.length;
+        this.showHints();
+        return;
+      }
+      if (event.key === 'Tab' || (event.key === 'Enter' && !event.shiftKey && this.hintCompletes())) {
+        event.preventDefault();
+        this.completeHint();
+        return;
+      }
+      if (event.key === 'Escape') {
+        event.preventDefault();
+        this.hideHints();
+        return;
+      }
+    }
+    if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      this.submit();
+    }
+  }
+
+  onInput() {
+    const value = this.input.value;
+    const length = [...value].length;
+    this.counter.textContent = length > MAX_CHARS - 200 ? `${length}/${MAX_CHARS}` : '';
+    this.counter.classList.toggle('over', length > MAX_CHARS);
+    this.composer.classList.toggle('has-text', value.trim().length > 0);
+    if (/^\/\S*$/.test(value)) {
+      this.hintIndex = 0;
+      this.showHints();
+    } else {
+      this.hideHints();
+    }
+    const now = Date.now();
+    if (value.trim() && !value.startsWith('/') && now - this.lastTyping > TYPING_EVERY) {
+      this.lastTyping = now;
+      this.actions.typing();
+    }
+  }
+
+  matchingCommands() {
+    const typed = this.input.value.slice(1).toLowerCase();
+    return state.commands.filter((c) => c.name.toLowerCase().startsWith(typed));
+  }
+
+  showHints() {
+    const list = this.matchingCommands();
+    if (!list.length) {
+      this.hideHints();
+      return;
+    }
+    this.hintIndex = Math.min(this.hintIndex, list.length - 1);
+    this.hints.replaceChildren(...list.map((command, i) => h('li', {
+      class: `hint${i === this.hintIndex ? ' hint-active' : ''}`, role: 'option', id: `hint-${i}`,
+      'aria-selected': String(i === this.hintIndex), dataset: { name: command.name },
+      onpointerdown: (event) => {
+        event.preventDefault();
+        this.hintIndex = i;
+        this.completeHint();
+      },
+    }, h('span', { class: 'hint-name' }, `/${command.name}`),
+    command.args ? h('span', { class: 'hint-args' }, ` ${command.args}`) : null,
+    h('span', { class: 'hint-desc' }, command.description || ''))));
+    this.hints.hidden = false;
+    this.input.setAttribute('aria-expanded', 'true');
+    this.input.setAttribute('aria-activedescendant', `hint-${this.hintIndex}`);
+  }
+
+  hideHints() {
+    this.hints.hidden = true;
+    this.input.setAttribute('aria-expanded', 'false');
+    this.input.removeAttribute('aria-activedescendant');
+  }
+
+  /** Enter completes unless the command is already typed in full (then it sends). */
+  hintCompletes() {
+    const list = this.matchingCommands();
+    const chosen = list[this.hintIndex];
+    return Boolean(chosen) && this.input.value.slice(1) !== chosen.name;
+  }
+
+  completeHint() {
+    const chosen = this.matchingCommands()[this.hintIndex];
+    if (!chosen) return;
+    this.input.value = `/${chosen.name} `;
+    this.hideHints();
+    this.input.focus();
+  }
+
+  // ---- members and links ----
+
+  toggleMembers(force) {
+    const open = force ?? !this.el.classList.contains('members-open');
+    this.el.classList.toggle('members-open', open);
+    this.membersBtn.setAttribute('aria-expanded', String(open));
+    if (open) this.members.focus();
+    else if (force === false) this.membersBtn.focus();
+  }
+
+  async copyLink() {
+    const link = `${location.origin}/r/${this.room.code}`;
+    toast(await copyText(link) ? 'Link copied. Anyone with it can join.' : `Copy this link: ${link}`);
+  }
+
+  onMembers() {
+    this.renderHead();
+    this.members.render();
+  }
+}
