@@ -20,12 +20,15 @@
 //! - [`server`]: shared state, the router, and [`run`], the entry point that binaries and tests
 //!   call with a bound listener and a shutdown future.
 //! - [`admin`]: account administration for `hearth user …`, straight on the data directory.
+//! - [`backup`]: `hearth backup`, `restore` and `export`: the backup file format, the control
+//!   socket through which a running server hands out consistent snapshots, the JSON export.
 //!
 //! `main.rs` only parses the command line and calls into these.
 
 pub mod admin;
 pub mod api;
 pub mod auth;
+pub mod backup;
 pub mod config;
 pub mod error;
 pub mod oauth;

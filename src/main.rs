@@ -1,7 +1,7 @@
 //! The `hearth` command: parses the command line and hands over to the library.
 
 use std::io::{BufRead, IsTerminal};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -40,6 +40,22 @@ enum Command {
     User {
         #[command(subcommand)]
         action: UserAction,
+    },
+    /// Write a consistent backup of the data directory to FILE (`-`: standard output).
+    ///
+    /// From the running server, through its control socket (run as root or as the user hearth
+    /// runs as); when no server runs, from the database itself.
+    Backup { file: PathBuf },
+    /// Load the backup FILE (`-`: standard input) into an empty data directory.
+    Restore { file: PathBuf },
+    /// Export users (without passwords or sessions), rooms and history, for people who leave.
+    Export {
+        /// As one JSON document (the only format so far).
+        #[arg(long, required = true)]
+        json: bool,
+        /// Write to FILE instead of standard output.
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
     },
 }
 
@@ -86,6 +102,9 @@ fn main() -> ExitCode {
                 Ok(())
             }
             Command::User { action } => user(config, action).await,
+            Command::Backup { file } => backup(&config, &file),
+            Command::Restore { file } => restore(&config, &file),
+            Command::Export { json: _, output } => export(&config, output.as_deref()),
         }
     });
     match outcome {
@@ -140,6 +159,56 @@ async fn user(config: Config, action: UserAction) -> anyhow::Result<()> {
         }
     }
     accounts.close()?;
+    Ok(())
+}
+
+fn backup(config: &Config, file: &Path) -> anyhow::Result<()> {
+    let done = hearth::backup::backup(config, file)?;
+    let from = match done.source {
+        hearth::backup::Source::RunningServer => "the running server",
+        hearth::backup::Source::Database => "the database (no server was running)",
+    };
+    let size = done
+        .bytes
+        .map(|b| format!(" ({b} bytes)"))
+        .unwrap_or_default();
+    eprintln!(
+        "backed up {} records from {from} to {}{size}",
+        done.records,
+        file.display()
+    );
+    Ok(())
+}
+
+fn restore(config: &Config, file: &Path) -> anyhow::Result<()> {
+    let done = hearth::backup::restore(config, file)?;
+    eprintln!(
+        "restored {} records (taken {} by hearth {}) into {}; start hearth to serve them",
+        done.records,
+        done.header.taken_at_text(),
+        done.header.hearth_version,
+        config.data_dir.display()
+    );
+    Ok(())
+}
+
+fn export(config: &Config, output: Option<&Path>) -> anyhow::Result<()> {
+    let done = match output {
+        Some(path) => {
+            let file = std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?;
+            let mut out = std::io::BufWriter::new(file);
+            hearth::backup::export_json(config, &mut out)?
+        }
+        None => {
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            hearth::backup::export_json(config, &mut out)?
+        }
+    };
+    eprintln!(
+        "exported {} users, {} rooms, {} messages",
+        done.users, done.rooms, done.messages
+    );
     Ok(())
 }
 

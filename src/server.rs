@@ -19,6 +19,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::origin::AllowedOrigins;
 use crate::auth::AuthService;
+use crate::backup::control::Control;
 use crate::config::Config;
 use crate::oauth::OAuth;
 use crate::rooms::registry::RoomContext;
@@ -104,6 +105,15 @@ impl Server {
         );
         let grace = Duration::from_secs(state.config.http.shutdown_grace_secs);
         let url = served_url(&state.config, listener.local_addr()?);
+        // How `hearth backup` and `hearth export` reach this server (see backup::control). A
+        // server without it still serves; only online backups are lost, and it says so.
+        let control = match Control::start(&state.config.data_dir, store.clone()) {
+            Ok(control) => Some(control),
+            Err(e) => {
+                tracing::warn!(error = %e, "no control socket, so no online backups");
+                None
+            }
+        };
         tracing::info!("hearth is serving on {url}");
 
         let (stopping_tx, mut stopping) = tokio::sync::watch::channel(false);
@@ -136,6 +146,8 @@ impl Server {
             finished = finished => finished?,
             () = deadline => tracing::warn!("requests still running after the grace period; stopping anyway"),
         }
+        // No snapshot starts once the socket is gone.
+        drop(control);
         store.commit().await?;
         store.flush_blocking()?;
         tracing::info!("stopped cleanly");

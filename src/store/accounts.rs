@@ -62,6 +62,7 @@ fn user_session_key(user_id: u64, token_hash: &[u8]) -> Vec<u8> {
 impl Store {
     /// Claims `new.username` (already lower-cased) and stores the user, atomically.
     pub fn create_user(&self, new: NewUser) -> Result<UserRecord, CreateUserError> {
+        let _writing = self.writing();
         let id = self.next_id()?;
         let record = UserRecord {
             id,
@@ -112,6 +113,7 @@ impl Store {
 
     /// Replaces a stored user (same id, same username).
     pub fn update_user(&self, user: &UserRecord) -> Result<()> {
+        let _writing = self.writing();
         self.users.insert(user_key(user.id), encode(user))?;
         Ok(())
     }
@@ -125,6 +127,7 @@ impl Store {
     }
 
     pub fn insert_session(&self, token_hash: &[u8], session: &SessionRecord) -> Result<()> {
+        let _writing = self.writing();
         (&self.sessions, &self.user_sessions)
             .transaction(|(sessions, by_user)| {
                 sessions.insert(token_hash, encode(session))?;
@@ -145,6 +148,7 @@ impl Store {
     }
 
     pub fn delete_session(&self, token_hash: &[u8]) -> Result<()> {
+        let _writing = self.writing();
         if let Some(session) = self.session(token_hash)? {
             self.user_sessions
                 .remove(user_session_key(session.user_id, token_hash))?;
@@ -155,6 +159,7 @@ impl Store {
 
     /// Revokes every session of a user; answers how many there were.
     pub fn delete_user_sessions(&self, user_id: u64) -> Result<usize> {
+        let _writing = self.writing();
         let mut count = 0;
         for entry in self.user_sessions.scan_prefix(user_key(user_id)) {
             let (key, _) = entry?;

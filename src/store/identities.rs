@@ -134,6 +134,7 @@ impl Store {
         new: NewUser,
         identity: IdentityRecord,
     ) -> Result<UserRecord, IdentityStoreError> {
+        let _writing = self.writing();
         let id = self.next_id()?;
         let record = UserRecord {
             id,
@@ -178,6 +179,7 @@ impl Store {
         user_id: u64,
         identity: IdentityRecord,
     ) -> Result<(), IdentityStoreError> {
+        let _writing = self.writing();
         let key = identity_key(&identity.provider, &identity.subject);
         let outcome = (&self.users, &self.identities, &self.user_identities).transaction(
             |(users, identities, by_user)| {
@@ -213,6 +215,7 @@ impl Store {
         provider: &str,
         usable: &dyn Fn(&str) -> bool,
     ) -> Result<IdentityRecord, IdentityStoreError> {
+        let _writing = self.writing();
         let outcome = (&self.users, &self.identities, &self.user_identities).transaction(
             |(users, identities, by_user)| {
                 let Some(user) = user_in(users, user_id)? else {

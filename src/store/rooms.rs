@@ -181,6 +181,7 @@ impl Store {
         member: &MemberRecord,
         first: &Item,
     ) -> Result<bool> {
+        let _writing = self.writing();
         let outcome = (&self.rooms, &self.members, &self.user_rooms, &self.items).transaction(
             |(rooms, members, user_rooms, items)| {
                 if rooms.get(room.code.as_bytes())?.is_some() {
@@ -211,6 +212,7 @@ impl Store {
     }
 
     pub fn put_room(&self, room: &RoomRecord) -> Result<()> {
+        let _writing = self.writing();
         self.rooms.insert(room.code.as_bytes(), encode(room))?;
         Ok(())
     }
@@ -231,6 +233,7 @@ impl Store {
     }
 
     pub fn put_member(&self, code: &str, user_id: u64, member: &MemberRecord) -> Result<()> {
+        let _writing = self.writing();
         self.members.insert(key(code, user_id), encode(member))?;
         self.user_rooms.insert(
             user_room_key(user_id, code),
@@ -240,6 +243,7 @@ impl Store {
     }
 
     pub fn remove_member(&self, code: &str, user_id: u64) -> Result<()> {
+        let _writing = self.writing();
         self.members.remove(key(code, user_id))?;
         self.user_rooms.remove(user_room_key(user_id, code))?;
         Ok(())
@@ -256,11 +260,13 @@ impl Store {
     }
 
     pub fn put_ban(&self, code: &str, user_id: u64, ban: &BanRecord) -> Result<()> {
+        let _writing = self.writing();
         self.bans.insert(key(code, user_id), encode(ban))?;
         Ok(())
     }
 
     pub fn remove_ban(&self, code: &str, user_id: u64) -> Result<()> {
+        let _writing = self.writing();
         self.bans.remove(key(code, user_id))?;
         Ok(())
     }
@@ -292,6 +298,7 @@ impl Store {
     }
 
     pub fn put_item(&self, code: &str, item: &Item) -> Result<()> {
+        let _writing = self.writing();
         self.items.insert(key(code, item.seq), encode(item))?;
         Ok(())
     }

@@ -7,10 +7,24 @@ use std::process::{Child, Command, Stdio};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_hearth");
 
+/// The command line that starts `hearth`: this build's binary, unless TEST_HEARTH_BINARY names
+/// another (the aarch64 build), started through TEST_HEARTH_RUNNER when that is set (e.g.
+/// `qemu-aarch64-static -L /usr/aarch64-linux-gnu`). packaging/test-aarch64.sh runs the process
+/// tests so, against the cross-built binary under emulation.
+pub fn argv() -> Vec<String> {
+    let mut argv: Vec<String> = std::env::var("TEST_HEARTH_RUNNER")
+        .map(|runner| runner.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default();
+    argv.push(std::env::var("TEST_HEARTH_BINARY").unwrap_or_else(|_| BIN.to_string()));
+    argv
+}
+
 /// A `hearth` command with a clean environment: no HEARTH_* leaks in from the caller, and a
 /// working directory without a config.toml.
 pub fn hearth(dir: &Path) -> Command {
-    let mut cmd = Command::new(BIN);
+    let argv = argv();
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..]);
     cmd.current_dir(dir).env("NO_COLOR", "1");
     for (key, _) in std::env::vars() {
         if key.starts_with("HEARTH_") {

@@ -1,0 +1,524 @@
+//! `hearth backup`, `restore` and `export` against the real binary: a backup of a server under
+//! write load holds every message acked before it began, and a server started on its restore
+//! serves them; restore refuses what it cannot trust; export carries no secrets; the control
+//! socket answers only its owner and root; a damaged store is refused with restore advice.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Output;
+use std::time::Duration;
+
+use common::process::{hearth, start, start_with_env};
+use common::ws::{create_room, history, http_post, num, register, Incoming, WsClient, TIMEOUT};
+use common::PASSWORD;
+use serde_json::{json, Value};
+use tokio::time::Instant;
+
+/// Rate limiting off, so the writers are as dense as the server allows; a deep outbound queue,
+/// because the test's debug-built client reads the fan-out of four writers more slowly than
+/// the server sends it, and slow consumers are not what this file is about.
+const ENV: &[(&str, &str)] = &[
+    ("HEARTH_WS__RATE_PER_SEC", "0"),
+    ("HEARTH_WS__OUTBOUND_QUEUE", "8192"),
+];
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Runs `hearth ARGS --data-dir DATA` to completion.
+fn cli(dir: &Path, data: &Path, args: &[&str]) -> Output {
+    hearth(dir)
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .output()
+        .unwrap()
+}
+
+async fn cli_async(dir: &Path, data: &Path, args: &[&str]) -> Output {
+    let (dir, data) = (dir.to_path_buf(), data.to_path_buf());
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        cli(&dir, &data, &args)
+    })
+    .await
+    .unwrap()
+}
+
+/// One acknowledged message and when its ack arrived.
+#[derive(Debug, Clone)]
+struct Acked {
+    id: u64,
+    text: String,
+    at: Instant,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_under_write_load_keeps_every_acked_message_and_restores() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = start_with_env(dir.path(), &data, ENV);
+    let names = ["ann", "ben", "cat", "dan"];
+    let mut tokens = Vec::new();
+    for name in names {
+        tokens.push(register(&server, name).await);
+    }
+    let room = create_room(&server, &tokens[0], "backed up").await;
+
+    // Four sockets send a message every 3 ms each until told to stop.
+    let stop = tokio_util::sync::CancellationToken::new();
+    let mut tasks = Vec::new();
+    for (name, token) in names.into_iter().zip(&tokens) {
+        let mut client = WsClient::connect(&server, token).await;
+        client.join(&room).await;
+        let WsClient { mut tx, mut rx } = client;
+        let (room, stop, stopped) = (room.clone(), stop.clone(), stop.clone());
+        let writer = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(3));
+            let mut i = 0;
+            while !stop.is_cancelled() {
+                tick.tick().await;
+                let text = format!("{name} m{i}");
+                let frame = json!({"type": "send", "room": room, "text": text, "ref": text});
+                if !tx.try_send(frame).await {
+                    break;
+                }
+                i += 1;
+            }
+            tx
+        });
+        let reader = tokio::spawn(async move {
+            let mut acks = Vec::new();
+            let mut last_frame = Instant::now();
+            loop {
+                match rx
+                    .next_until(Instant::now() + Duration::from_millis(200))
+                    .await
+                {
+                    Some(Incoming::Json(frame)) if frame["type"] == "ack" => {
+                        let acked = Acked {
+                            id: num(&frame["id"]),
+                            text: frame["ref"].as_str().unwrap().to_string(),
+                            at: Instant::now(),
+                        };
+                        acks.push((num(&frame["seq"]), acked));
+                        last_frame = Instant::now();
+                    }
+                    Some(Incoming::Json(frame)) if frame["type"] == "error" => {
+                        panic!("{name}: {frame}")
+                    }
+                    Some(Incoming::Json(_)) => last_frame = Instant::now(),
+                    Some(other) => panic!("{name}: the socket ended: {other:?}"),
+                    // 200 ms without a frame after the stop: every ack has come.
+                    None if stopped.is_cancelled() => return acks,
+                    None if last_frame.elapsed() > TIMEOUT => panic!("{name}: nothing for 5 s"),
+                    None => {}
+                }
+            }
+        });
+        tasks.push((writer, reader));
+    }
+
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let file = dir.path().join("chat.hbk");
+    let began = Instant::now();
+    let output = cli_async(dir.path(), &data, &["backup", file.to_str().unwrap()]).await;
+    let ended = Instant::now();
+    assert!(output.status.success(), "backup: {}", stderr(&output));
+    assert!(
+        stderr(&output).contains("from the running server"),
+        "{}",
+        stderr(&output)
+    );
+    // The load goes on after the backup, so the backup is not simply the final state.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.cancel();
+
+    let mut acked: BTreeMap<u64, Acked> = BTreeMap::new();
+    for (writer, reader) in tasks {
+        let _tx = writer.await.unwrap();
+        for (seq, ack) in reader.await.unwrap() {
+            assert!(acked.insert(seq, ack).is_none(), "seq {seq} acked twice");
+        }
+    }
+    let before: Vec<u64> = acked
+        .iter()
+        .filter(|(_, a)| a.at < began)
+        .map(|(seq, _)| *seq)
+        .collect();
+    let during = acked
+        .values()
+        .filter(|a| a.at >= began && a.at <= ended)
+        .count();
+    let after = acked.values().filter(|a| a.at > ended).count();
+    eprintln!(
+        "acked before the backup: {}, during it ({:?}): {during}, after: {after}",
+        before.len(),
+        ended - began
+    );
+    assert!(before.len() > 100, "the backup ran under load");
+    assert!(after > 0, "the load went on after the backup");
+    let original = history(&server, &tokens[0], &room).await;
+    server.stop();
+
+    // Restore into a new data directory and serve it.
+    let restored = dir.path().join("restored");
+    let output = cli(dir.path(), &restored, &["restore", file.to_str().unwrap()]);
+    assert!(output.status.success(), "restore: {}", stderr(&output));
+    let server = start(dir.path(), &restored);
+    // Sessions are part of the backup: the same token works.
+    let items = history(&server, &tokens[1], &room).await;
+    assert!(
+        items.len() < original.len(),
+        "the restore is the moment of the backup, not the end"
+    );
+    for (i, item) in items.iter().enumerate() {
+        assert_eq!(num(&item["seq"]), i as u64 + 1, "gapless");
+        assert_eq!(item, &original[i], "the same item as the server had");
+    }
+    for seq in &before {
+        let ack = &acked[seq];
+        let item = items
+            .get(*seq as usize - 1)
+            .unwrap_or_else(|| panic!("seq {seq}, acked before the backup, is missing"));
+        assert_eq!(item["text"], ack.text.as_str(), "seq {seq}");
+        assert_eq!(num(&item["id"]), ack.id, "seq {seq}");
+    }
+    // The restored server takes new messages, with ids that collide with nothing restored.
+    let mut client = WsClient::connect(&server, &tokens[2]).await;
+    client.join(&room).await;
+    let ack = client.say(&room, "after the restore").await;
+    assert_eq!(num(&ack["seq"]), items.len() as u64 + 1);
+    let max_id = items.iter().map(|i| num(&i["id"])).max().unwrap();
+    assert!(num(&ack["id"]) > max_id);
+    let (status, _) = http_post(
+        &server,
+        "/api/auth/login",
+        json!({"username": "dan", "password": PASSWORD}),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "passwords came back too");
+    server.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_refuses_a_non_empty_dir_and_untrustworthy_files_with_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = start(dir.path(), &data);
+    register(&server, "ann").await;
+    server.stop();
+    let file = dir.path().join("ok.hbk");
+    let output = cli(dir.path(), &data, &["backup", file.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stderr(&output).contains("no server was running"));
+
+    // Into the directory it came from: not empty.
+    let output = cli(dir.path(), &data, &["restore", file.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("not empty"), "{}", stderr(&output));
+
+    let target = dir.path().join("target");
+    let foreign = dir.path().join("photo.jpg");
+    std::fs::write(&foreign, b"\xff\xd8\xff\xe0 not a backup").unwrap();
+    let mut cut = std::fs::read(&file).unwrap();
+    cut.truncate(cut.len() - 40);
+    let truncated = dir.path().join("cut.hbk");
+    std::fs::write(&truncated, cut).unwrap();
+    for (path, expected) in [
+        (&foreign, "not a hearth backup"),
+        (&truncated, "damaged"),
+        (&dir.path().join("missing.hbk"), "No such file"),
+    ] {
+        let output = cli(dir.path(), &target, &["restore", path.to_str().unwrap()]);
+        assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+        assert!(stderr(&output).contains(expected), "{}", stderr(&output));
+        assert!(!stderr(&output).contains("panicked"));
+        assert_eq!(std::fs::read_dir(&target).unwrap().count(), 0, "left empty");
+    }
+    // And the good one works there.
+    let output = cli(dir.path(), &target, &["restore", file.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", stderr(&output));
+
+    // Usage errors are exit 2, as everywhere.
+    let output = cli(dir.path(), &target, &["restore"]);
+    assert_eq!(output.status.code(), Some(2));
+    let output = cli(dir.path(), &target, &["export"]);
+    assert_eq!(output.status.code(), Some(2), "export needs --json");
+}
+
+/// `-` is standard output for backup and standard input for restore (containers, ssh).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_to_stdout_and_restore_from_stdin() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = start(dir.path(), &data);
+    let ann = register(&server, "ann").await;
+    let room = create_room(&server, &ann, "piped").await;
+    let output = cli_async(dir.path(), &data, &["backup", "-"]).await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(output.stdout.starts_with(b"HEARTH BACKUP 1\n"));
+    server.stop();
+
+    let restored = dir.path().join("restored");
+    let mut child = hearth(dir.path())
+        .args(["restore", "-", "--data-dir"])
+        .arg(&restored)
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&output.stdout)
+        .unwrap();
+    let done = child.wait_with_output().unwrap();
+    assert!(done.status.success(), "{}", stderr(&done));
+    let server = start(dir.path(), &restored);
+    let (status, body) =
+        common::ws::http_get(&server, &format!("/api/rooms/{room}"), Some(&ann)).await;
+    assert_eq!(status, 200, "{body}");
+    server.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_holds_users_rooms_and_history_but_no_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = start(dir.path(), &data);
+    let ann = register(&server, "ann").await;
+    let ben = register(&server, "ben").await;
+    let room = create_room(&server, &ann, "exported").await;
+    let mut client = WsClient::connect(&server, &ben).await;
+    client.join(&room).await;
+    client.say(&room, "hello \"quoted\" <b>world</b>").await;
+    let original = history(&server, &ann, &room).await;
+
+    let online = cli(dir.path(), &data, &["export", "--json"]);
+    assert!(online.status.success(), "{}", stderr(&online));
+    server.stop();
+    let offline_file = dir.path().join("export.json");
+    let offline = cli(
+        dir.path(),
+        &data,
+        &["export", "--json", "-o", offline_file.to_str().unwrap()],
+    );
+    assert!(offline.status.success(), "{}", stderr(&offline));
+
+    let text = String::from_utf8(online.stdout).unwrap();
+    for secret in [
+        "argon2",
+        "password_hash",
+        ann.as_str(),
+        ben.as_str(),
+        "token",
+        "session",
+    ] {
+        assert!(!text.contains(secret), "the export holds {secret:?}");
+    }
+    let export: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(export["format"], "hearth-export");
+    let users: Vec<&str> = export["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["username"].as_str().unwrap())
+        .collect();
+    assert_eq!(users, ["ann", "ben"]);
+    assert_eq!(export["users"][0]["password_sign_in"], true);
+    let rooms = export["rooms"].as_array().unwrap();
+    assert_eq!(rooms.len(), 1);
+    assert_eq!(rooms[0]["code"], room.as_str());
+    assert_eq!(rooms[0]["host"], "ann");
+    assert_eq!(rooms[0]["members"].as_array().unwrap().len(), 2);
+    assert_eq!(rooms[0]["messages"].as_array().unwrap(), &original);
+
+    let mut from_disk: Value =
+        serde_json::from_str(&std::fs::read_to_string(&offline_file).unwrap()).unwrap();
+    let mut online_doc = export.clone();
+    from_disk["exported_at"] = json!(0);
+    online_doc["exported_at"] = json!(0);
+    assert_eq!(
+        from_disk, online_doc,
+        "the same export with or without a server"
+    );
+}
+
+/// Only the account hearth runs as, and root, may take a backup: another user who can reach
+/// the socket is refused by its peer credentials. Needs root (to act as another user).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_control_socket_answers_only_its_owner_and_root() {
+    let is_root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false);
+    let setpriv = Path::new("/usr/bin/setpriv").exists();
+    if !is_root || !setpriv {
+        eprintln!("skipped: needs root and setpriv to act as another user");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = start(dir.path(), &data);
+    register(&server, "ann").await;
+    let socket = data.join("hearth.sock");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&socket).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+
+    // Open the way on purpose (as a careless admin might): the peer check still refuses.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o777)).unwrap();
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let output = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .args(common::process::argv())
+        .args([
+            "backup",
+            out.join("stolen.hbk").to_str().unwrap(),
+            "--data-dir",
+        ])
+        .arg(&data)
+        .current_dir(&out)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let err = stderr(&output);
+    assert_ne!(output.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("refused") || err.contains("ermission"),
+        "{err}"
+    );
+    assert!(!out.join("stolen.hbk").exists());
+    // Root may.
+    let output = cli(
+        dir.path(),
+        &data,
+        &["backup", out.join("root.hbk").to_str().unwrap()],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    server.stop();
+    assert!(!socket.exists(), "a clean stop removes the socket");
+}
+
+/// A store damaged on disk is refused at start with advice to restore, and the advice works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_store_is_refused_and_a_restore_brings_it_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = start(dir.path(), &data);
+    let ann = register(&server, "ann").await;
+    let room = create_room(&server, &ann, "fragile").await;
+    let mut client = WsClient::connect(&server, &ann).await;
+    client.join(&room).await;
+    client.say(&room, "canary-0123456789-canary").await;
+    server.stop();
+    let file = dir.path().join("before.hbk");
+    assert!(cli(dir.path(), &data, &["backup", file.to_str().unwrap()])
+        .status
+        .success());
+
+    // Flip a byte in every stored copy of the message: sled's page checksums no longer match.
+    let db_file = data.join("db").join("db");
+    let mut bytes = std::fs::read(&db_file).unwrap();
+    let needle = b"canary-0123456789-canary";
+    let mut hits = 0;
+    let mut at = 0;
+    while let Some(found) = bytes[at..].windows(needle.len()).position(|w| w == needle) {
+        bytes[at + found + 10] ^= 0x01;
+        at += found + needle.len();
+        hits += 1;
+    }
+    assert!(hits > 0, "the message is in the file");
+    std::fs::write(&db_file, bytes).unwrap();
+
+    let output = hearth(dir.path())
+        .args(["--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert!(err.contains("is damaged"), "{err}");
+    assert!(err.contains("hearth restore"), "{err}");
+    assert!(!String::from_utf8_lossy(&output.stdout).contains("serving on"));
+
+    // What the message says: move the database aside, restore, start.
+    std::fs::rename(data.join("db"), dir.path().join("db.damaged")).unwrap();
+    let output = cli(dir.path(), &data, &["restore", file.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let server = start(dir.path(), &data);
+    let items = history(&server, &ann, &room).await;
+    assert!(items
+        .iter()
+        .any(|i| i["text"] == "canary-0123456789-canary"));
+    server.stop();
+}
+
+/// Not a check: writes a sizeable store for the measurements in docs/performance.md (the
+/// start-up integrity check, the backup pause). Run with
+/// `SIZEABLE_STORE=/tmp/big cargo test --test backup -- --ignored --nocapture sizeable`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "writes a large store for measurements; see its comment"]
+async fn sizeable_store_for_measurements() {
+    use hearth::store::accounts::NewUser;
+    use hearth::store::rooms::{Item, RoomRecord};
+    let dir = std::path::PathBuf::from(std::env::var("SIZEABLE_STORE").unwrap());
+    let (users, rooms, per_room) = (10_000u64, 1_000u64, 1_000u64);
+    let store = hearth::store::Store::open(&dir).unwrap();
+    for u in 0..users {
+        store
+            .create_user(NewUser {
+                username: format!("user{u}"),
+                display_name: format!("User {u}"),
+                password_hash: Some(
+                    "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo".into(),
+                ),
+                bot: false,
+                created_at: 1_700_000_000_000,
+            })
+            .unwrap();
+    }
+    for r in 0..rooms {
+        let code = format!("R{r:05}");
+        store
+            .put_room(&RoomRecord {
+                code: code.clone(),
+                name: format!("room {r}"),
+                created_at: 1_700_000_000_000,
+                host: 1,
+                host_username: "user0".into(),
+            })
+            .unwrap();
+        for seq in 1..=per_room {
+            let text =
+                format!("message {seq} in room {r}: the quick brown fox jumps over the lazy dog");
+            let item = Item::chat(
+                seq,
+                r * per_room + seq,
+                1_700_000_000_000 + seq,
+                "user1",
+                text,
+            );
+            store.put_item(&code, &item).unwrap();
+        }
+    }
+    store.flush_blocking().unwrap();
+    eprintln!(
+        "{users} users, {rooms} rooms of {per_room} messages in {}",
+        dir.display()
+    );
+}
