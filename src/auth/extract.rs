@@ -56,10 +56,21 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 /// A `Set-Cookie` value for the session cookie (`token` empty and `max_age` 0 clear it).
 /// Every way of signing in sets it through here.
 pub fn session_cookie(config: &Config, token: &str, max_age: u64) -> Option<HeaderValue> {
+    http_only_cookie(config, SESSION_COOKIE, "/", token, max_age)
+}
+
+/// A `Set-Cookie` value for any of hearth's cookies: never readable by scripts, not sent on
+/// cross-site subrequests, and `Secure` whenever the public URL is https.
+pub fn http_only_cookie(
+    config: &Config,
+    name: &str,
+    path: &str,
+    value: &str,
+    max_age: u64,
+) -> Option<HeaderValue> {
     let secure = if config.is_https() { "; Secure" } else { "" };
-    let cookie = format!(
-        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"
-    );
+    let cookie =
+        format!("{name}={value}; Path={path}; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}");
     HeaderValue::from_str(&cookie).ok()
 }
 

@@ -11,7 +11,7 @@ use axum::Router;
 use oauth2::url::form_urlencoded;
 
 use super::{Callback, OAuthError, Outcome, FLOW_COOKIE};
-use crate::auth::extract::{cookie, presented_token, session_cookie};
+use crate::auth::extract::{cookie, http_only_cookie, presented_token, session_cookie};
 use crate::server::AppState;
 
 /// The longest `next` path kept.
@@ -58,15 +58,7 @@ fn finish_headers(response: &mut Response) {
 }
 
 fn flow_cookie(state: &AppState, value: &str, max_age: u64) -> Option<HeaderValue> {
-    let secure = if state.config.is_https() {
-        "; Secure"
-    } else {
-        ""
-    };
-    HeaderValue::from_str(&format!(
-        "{FLOW_COOKIE}={value}; Path=/auth; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"
-    ))
-    .ok()
+    http_only_cookie(&state.config, FLOW_COOKIE, "/auth", value, max_age)
 }
 
 /// Counts a finished callback; only enabled providers' names become labels.

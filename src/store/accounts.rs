@@ -49,6 +49,21 @@ pub struct NewUser {
     pub created_at: u64,
 }
 
+impl NewUser {
+    /// The stored record of this user under `id`, enabled.
+    pub fn into_record(self, id: u64) -> UserRecord {
+        UserRecord {
+            id,
+            username: self.username,
+            display_name: self.display_name,
+            password_hash: self.password_hash,
+            bot: self.bot,
+            disabled: false,
+            created_at: self.created_at,
+        }
+    }
+}
+
 fn user_key(id: u64) -> [u8; 8] {
     id.to_be_bytes()
 }
@@ -64,15 +79,7 @@ impl Store {
     pub fn create_user(&self, new: NewUser) -> Result<UserRecord, CreateUserError> {
         let _writing = self.writing();
         let id = self.next_id()?;
-        let record = UserRecord {
-            id,
-            username: new.username,
-            display_name: new.display_name,
-            password_hash: new.password_hash,
-            bot: new.bot,
-            disabled: false,
-            created_at: new.created_at,
-        };
+        let record = new.into_record(id);
         let encoded = encode(&record);
         let outcome = (&self.usernames, &self.users).transaction(|(names, users)| {
             if names.get(record.username.as_bytes())?.is_some() {

@@ -136,15 +136,7 @@ impl Store {
     ) -> Result<UserRecord, IdentityStoreError> {
         let _writing = self.writing();
         let id = self.next_id()?;
-        let record = UserRecord {
-            id,
-            username: new.username,
-            display_name: new.display_name,
-            password_hash: new.password_hash,
-            bot: new.bot,
-            disabled: false,
-            created_at: new.created_at,
-        };
+        let record = new.into_record(id);
         let encoded_user = encode(&record);
         let encoded_list = encode(&vec![identity.clone()]);
         let key = identity_key(&identity.provider, &identity.subject);
