@@ -69,7 +69,7 @@ impl StoreConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
-    /// Largest accepted request body, in bytes.
+    /// Largest accepted request body, in bytes; 0 = no limit.
     pub max_body_bytes: usize,
     /// On SIGTERM/SIGINT, how long in-flight requests may take before the server stops anyway.
     pub shutdown_grace_secs: u64,
@@ -95,7 +95,7 @@ pub struct AuthConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RoomsConfig {
-    /// Longest chat message, in characters after trimming.
+    /// Longest chat message, in characters after trimming; 0 = no limit.
     pub max_text_chars: usize,
     /// Longest room name, in characters after trimming.
     pub max_name_chars: usize,
@@ -112,7 +112,7 @@ pub struct RoomsConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WsConfig {
-    /// Largest client frame; larger closes the socket with 1009.
+    /// Largest client frame; larger closes the socket with 1009; 0 = no limit.
     pub max_frame_bytes: usize,
     /// Frames queued for one socket; when full the socket is closed with 1013.
     pub outbound_queue: usize,
@@ -326,7 +326,6 @@ impl Config {
             ));
         }
         let positive = [
-            ("rooms.max_text_chars", self.rooms.max_text_chars as u64),
             ("rooms.max_name_chars", self.rooms.max_name_chars as u64),
             ("rooms.idle_actor_secs", self.rooms.idle_actor_secs),
             ("rooms.inbox_depth", self.rooms.inbox_depth as u64),
@@ -334,7 +333,6 @@ impl Config {
                 "rooms.max_emoji_per_item",
                 self.rooms.max_emoji_per_item as u64,
             ),
-            ("ws.max_frame_bytes", self.ws.max_frame_bytes as u64),
             ("ws.outbound_queue", self.ws.outbound_queue as u64),
             ("ws.write_timeout_secs", self.ws.write_timeout_secs),
             ("ws.ping_interval_secs", self.ws.ping_interval_secs),

@@ -175,7 +175,11 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::oauth::router())
         .fallback(crate::web::serve_asset)
         .layer(middleware::from_fn(count_requests))
-        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(if body_limit == 0 {
+            DefaultBodyLimit::disable()
+        } else {
+            DefaultBodyLimit::max(body_limit)
+        })
         .with_state(state)
 }
 

@@ -803,3 +803,28 @@ async fn logout_closes_that_sessions_sockets_with_4401() {
     };
     assert_eq!(upgrade_status(&server, revoked).await, 401);
 }
+
+/// PROTOCOL.md: every limit's config key takes 0 to disable it. With the text and frame caps
+/// off, a 100,000-character message (a 100 KB frame) is acknowledged and stored whole.
+#[tokio::test]
+async fn zero_turns_the_size_limits_off() {
+    let server = TestServer::start_with(|c| {
+        c.rooms.max_text_chars = 0;
+        c.ws.max_frame_bytes = 0;
+        c.ws.rate_per_sec = 0;
+    })
+    .await;
+    let token = server.register("zoe").await;
+    let room = create_room(&server, &token, "big").await;
+    let mut zoe = WsClient::connect(&server, &token).await;
+    zoe.join(&room).await;
+    let text = "z".repeat(100_000);
+    let ack = zoe.say(&room, &text).await;
+    let seq = num(&ack["seq"]);
+    let (_, page) = server
+        .get(&format!("/api/rooms/{room}/messages?limit=1"), Some(&token))
+        .await;
+    let stored = &page["messages"][0];
+    assert_eq!(num(&stored["seq"]), seq);
+    assert_eq!(stored["text"].as_str().unwrap().len(), 100_000);
+}

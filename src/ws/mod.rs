@@ -49,7 +49,11 @@ pub async fn upgrade(
         Ok(upgrade) => upgrade,
         Err(rejection) => return AppError::BadRequest(rejection.body_text()).into_response(),
     };
-    let limit = state.config.ws.max_frame_bytes;
+    // 0 turns the frame cap off.
+    let limit = match state.config.ws.max_frame_bytes {
+        0 => usize::MAX,
+        bytes => bytes,
+    };
     let alive = state.sockets.token();
     upgrade
         .max_frame_size(limit)
