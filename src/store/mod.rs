@@ -254,7 +254,27 @@ impl Store {
 const CHECK_CACHE_BYTES: u64 = 8 * 1024 * 1024;
 
 /// Opens the sled database in `dir`, turning its lock and checksum errors into ours.
+/// How long an open waits for sled to release a lock that is on its way out.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Opens the database, waiting briefly while its lock is held. sled releases its file lock
+/// only when its IO threads drop their last reference, a moment after the last handle is gone:
+/// an open right after a close in this process (the integrity check's own handle, a restart in
+/// tests) or right after another hearth exited can find the lock still held. A hearth that is
+/// really running holds it for longer than the wait and is reported as such.
 fn open_sled(dir: &Path, cache_bytes: u64) -> Result<sled::Db> {
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        match try_open_sled(dir, cache_bytes) {
+            Err(StoreError::Locked(_)) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
+fn try_open_sled(dir: &Path, cache_bytes: u64) -> Result<sled::Db> {
     let config = sled::Config::new().path(dir).cache_capacity(cache_bytes);
     config.open().map_err(|e| match e {
         sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
