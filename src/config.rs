@@ -6,6 +6,7 @@
 //! error names the key and the layer it came from, so `hearth` can exit 2 with a message a
 //! person can act on.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -14,7 +15,9 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::{Figment, Metadata};
 use serde::{Deserialize, Serialize};
 
+mod bots;
 mod oauth;
+pub use bots::{default_plugins, BotsConfig, PluginConfig};
 pub use oauth::{
     check_url, GenericProviderConfig, GithubConfig, GoogleConfig, OAuthConfig, Secret, PRESETS,
     REDACTED,
@@ -45,6 +48,9 @@ pub struct Config {
     pub ws: WsConfig,
     pub oauth: OAuthConfig,
     pub store: StoreConfig,
+    pub bots: BotsConfig,
+    /// `[plugin.NAME]`: what each bot plugin may reach, and its settings.
+    pub plugin: BTreeMap<String, PluginConfig>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -173,6 +179,8 @@ impl Default for Config {
             ws: WsConfig::default(),
             oauth: OAuthConfig::default(),
             store: StoreConfig::default(),
+            bots: BotsConfig::default(),
+            plugin: default_plugins(),
         }
     }
 }
@@ -350,6 +358,8 @@ impl Config {
             ));
         }
         self.oauth.validate(&source_of)?;
+        self.bots.validate(&source_of)?;
+        bots::validate_plugins(&self.plugin, &source_of)?;
         if let Err(problem) = check_writable_dir(&self.data_dir) {
             return Err(ConfigError::one("data_dir", source_of("data_dir"), problem));
         }

@@ -64,7 +64,9 @@ impl AppError {
                     }
                     RoomError::TooLong(_)
                     | RoomError::InvalidName(_)
-                    | RoomError::BadRequest(_) => StatusCode::BAD_REQUEST,
+                    | RoomError::BadRequest(_)
+                    | RoomError::UnknownCommand(_) => StatusCode::BAD_REQUEST,
+                    RoomError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
                     RoomError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
                     RoomError::Store(_) | RoomError::Internal(_) => {
                         StatusCode::INTERNAL_SERVER_ERROR

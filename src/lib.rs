@@ -13,6 +13,8 @@
 //!   the browser routes `/auth/{provider}/start|callback` with their error pages.
 //! - [`rooms`]: room codes, the room actors that own each active room, and the registry that
 //!   starts and retires them.
+//! - [`bots`]: WebAssembly bot plugins: the wasmtime sandbox, the imports hearth grants, the
+//!   durable command queue and its workers, bundled plugins and the live plugins folder.
 //! - [`ws`]: the `/ws` endpoint: frames, one read and one write task per socket, limits.
 //! - [`api`]: the JSON API under `/api`.
 //! - [`web`]: the embedded web UI (rust-embed) with its client-route fallback.
@@ -29,6 +31,7 @@ pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod backup;
+pub mod bots;
 pub mod config;
 pub mod error;
 pub mod oauth;

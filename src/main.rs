@@ -57,6 +57,19 @@ enum Command {
         #[arg(long, short, value_name = "FILE")]
         output: Option<PathBuf>,
     },
+    /// Bot plugins: list them, or check a component before dropping it into the plugins folder.
+    Plugin {
+        #[command(subcommand)]
+        action: PluginAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginAction {
+    /// The bundled plugins and those in the plugins folder, with their commands.
+    List,
+    /// Validate FILE.wasm against hearth's bot world and print its manifest.
+    Check { file: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -105,6 +118,7 @@ fn main() -> ExitCode {
             Command::Backup { file } => backup(&config, &file),
             Command::Restore { file } => restore(&config, &file),
             Command::Export { json: _, output } => export(&config, output.as_deref()),
+            Command::Plugin { action } => plugin(&config, action).await,
         }
     });
     match outcome {
@@ -126,6 +140,15 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {bind}"))?;
     server.run(listener, shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn plugin(config: &Config, action: PluginAction) -> anyhow::Result<()> {
+    let text = match action {
+        PluginAction::List => hearth::bots::cli::list(config).await?,
+        PluginAction::Check { file } => hearth::bots::cli::check(config, &file).await?,
+    };
+    print!("{text}");
     Ok(())
 }
 

@@ -20,6 +20,7 @@ use tokio_util::task::TaskTracker;
 use crate::auth::origin::AllowedOrigins;
 use crate::auth::AuthService;
 use crate::backup::control::Control;
+use crate::bots::{BotError, BotService, Directory};
 use crate::config::Config;
 use crate::oauth::OAuth;
 use crate::rooms::registry::RoomContext;
@@ -39,6 +40,8 @@ pub struct AppState {
     pub origins: Arc<AllowedOrigins>,
     pub rooms: Arc<Registry>,
     pub connections: Arc<Connections>,
+    /// The loaded bot plugins and their commands.
+    pub bots: Arc<Directory>,
     /// Cancelled at shutdown: sockets stop taking frames.
     pub stop_reading: CancellationToken,
     /// Every open socket's task, so shutdown can wait for them.
@@ -54,6 +57,8 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
     #[error("cannot set up the HTTP client for sign-in providers: {0}")]
     OAuthClient(#[from] reqwest::Error),
+    #[error("cannot start the bots: {0}")]
+    Bots(#[from] BotError),
 }
 
 /// An opened server: the store is open (and locked), nothing is listening yet.
@@ -66,8 +71,10 @@ impl Server {
     pub fn open(config: Config) -> Result<Server, ServeError> {
         let store = Store::open_with_cache(&config.data_dir, config.store.cache_bytes())?;
         let connections = Arc::new(Connections::default());
+        let bots = Arc::new(Directory::new(config.bots.enabled, config.bots.max_queued));
         let rooms = Registry::new(RoomContext {
             store: store.clone(),
+            bots: bots.clone(),
             config: config.rooms.clone(),
             connections: connections.clone(),
         });
@@ -79,6 +86,7 @@ impl Server {
             store,
             rooms,
             connections,
+            bots,
             stop_reading: CancellationToken::new(),
             sockets: TaskTracker::new(),
             metrics: metrics_handle(),
@@ -114,6 +122,12 @@ impl Server {
                 None
             }
         };
+        let bots = BotService::start(
+            &state.config,
+            store.clone(),
+            state.bots.clone(),
+            state.rooms.clone(),
+        )?;
         tracing::info!("hearth is serving on {url}");
 
         let (stopping_tx, mut stopping) = tokio::sync::watch::channel(false);
@@ -129,6 +143,7 @@ impl Server {
             tracing::info!("shutting down: no new connections, finishing requests");
             let _ = stopping_tx.send(true);
             stop_reading.cancel();
+            bots.shutdown().await;
             rooms.shutdown().await;
             connections.close_all(GOING_AWAY.0, GOING_AWAY.1);
         });

@@ -48,6 +48,13 @@ pub(super) enum Effect {
     },
     /// A frame for every socket of a user, subscribed or not (kicked).
     ToUser { user: u64, frame: Utf8Bytes },
+    /// A command's job is stored: hand it to its plugin's worker (only if durable).
+    Enqueue { plugin: String, job: u64 },
+    /// Tell a waiting bot worker whether its answer is durable.
+    Answered {
+        done: oneshot::Sender<Result<bool, RoomError>>,
+        posted: bool,
+    },
 }
 
 struct Batch {
@@ -171,6 +178,7 @@ impl RoomActor {
     fn handle(&mut self, command: RoomCommand) {
         match command {
             RoomCommand::Client { request, action } => self.handle_client(request, action),
+            RoomCommand::BotAnswer { job, actions, done } => self.bot_answer(job, actions, done),
             RoomCommand::Unsubscribe { conn, user } => self.unsubscribe(conn, user),
             RoomCommand::Online { reply } => {
                 let online: HashSet<u64> = self.online.keys().copied().collect();
@@ -245,6 +253,21 @@ impl RoomActor {
                     for conn in self.ctx.connections.of_user(user) {
                         conn.deliver(&frame);
                     }
+                }
+                Effect::Enqueue { plugin, job } => {
+                    if durable {
+                        self.ctx.bots.enqueue(&plugin, job);
+                    } else {
+                        self.ctx.bots.release(&plugin);
+                    }
+                }
+                Effect::Answered { done, posted } => {
+                    let outcome = if durable {
+                        Ok(posted)
+                    } else {
+                        Err(RoomError::Internal("the answer could not be stored".into()))
+                    };
+                    let _ = done.send(outcome);
                 }
             }
         }

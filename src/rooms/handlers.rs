@@ -16,7 +16,7 @@ const JOIN_RECENT: usize = 50;
 const JOIN_SINCE_MAX: usize = 500;
 pub const HISTORY_DEFAULT: usize = 50;
 pub const HISTORY_MAX: usize = 200;
-const EMOJI_MAX_CHARS: usize = 16;
+pub(super) const EMOJI_MAX_CHARS: usize = 16;
 
 type Outcome = Result<(), RoomError>;
 
@@ -135,6 +135,9 @@ impl RoomActor {
         if max > 0 && text.chars().count() > max {
             return Err(RoomError::TooLong(max));
         }
+        if let Some(command) = crate::bots::command::parse(text) {
+            return self.command(req, text, command);
+        }
         let author = req.caller.username.as_str();
         let item = self.append(|seq, id, ts| Item::chat(seq, id, ts, author, text.to_string()))?;
         let ack = ServerFrame::Ack {
@@ -168,11 +171,7 @@ impl RoomActor {
 
     fn react(&mut self, req: &Request, seq: u64, emoji: &str, on: bool) -> Outcome {
         self.require_member(&req.caller)?;
-        let emoji_chars = emoji.chars().count();
-        if emoji_chars == 0
-            || emoji_chars > EMOJI_MAX_CHARS
-            || emoji.chars().any(|c| c.is_whitespace() || c.is_control())
-        {
+        if !valid_emoji(emoji) {
             return Err(RoomError::BadRequest(format!(
                 "an emoji is 1 to {EMOJI_MAX_CHARS} characters without spaces"
             )));
@@ -347,7 +346,10 @@ impl RoomActor {
     // ---- helpers ----
 
     /// Assigns the next seq to a new item, stores it, and marks the burst as writing.
-    fn append(&mut self, make: impl FnOnce(u64, u64, u64) -> Item) -> Result<Item, RoomError> {
+    pub(super) fn append(
+        &mut self,
+        make: impl FnOnce(u64, u64, u64) -> Item,
+    ) -> Result<Item, RoomError> {
         let item = make(self.next_seq, self.ctx.store.next_id()?, now_ms());
         self.ctx.store.put_item(&self.code, &item)?;
         self.next_seq += 1;
@@ -377,7 +379,7 @@ impl RoomActor {
         Ok(())
     }
 
-    fn require_member(&self, caller: &Caller) -> Outcome {
+    pub(super) fn require_member(&self, caller: &Caller) -> Outcome {
         if self.members.contains_key(&caller.id) {
             Ok(())
         } else {
@@ -451,7 +453,7 @@ impl RoomActor {
             .collect()
     }
 
-    fn publish_item(&mut self, item: &crate::store::rooms::Item) {
+    pub(super) fn publish_item(&mut self, item: &crate::store::rooms::Item) {
         let frame = ServerFrame::Message {
             room: &self.code,
             item,
@@ -476,7 +478,7 @@ impl RoomActor {
         });
     }
 
-    fn confirm(&mut self, req: &Request, frame: axum::extract::ws::Utf8Bytes) {
+    pub(super) fn confirm(&mut self, req: &Request, frame: axum::extract::ws::Utf8Bytes) {
         self.staged.push(Effect::Confirm {
             conn: req.conn.clone(),
             frame,
@@ -497,7 +499,7 @@ impl RoomActor {
     }
 
     /// Answers `ok` for a frame that changed nothing durable.
-    fn ok_now(&mut self, req: &Request) {
+    pub(super) fn ok_now(&mut self, req: &Request) {
         if let Some(reference) = req.reference.as_deref() {
             let frame = ServerFrame::Ok {
                 reference: Some(reference),
@@ -507,12 +509,19 @@ impl RoomActor {
         }
     }
 
-    fn reply(&mut self, conn: &ConnHandle, frame: axum::extract::ws::Utf8Bytes) {
+    pub(super) fn reply(&mut self, conn: &ConnHandle, frame: axum::extract::ws::Utf8Bytes) {
         self.staged.push(Effect::Reply {
             conn: conn.clone(),
             frame,
         });
     }
+}
+
+/// An emoji is 1 to [`EMOJI_MAX_CHARS`] characters without spaces or control characters.
+pub(super) fn valid_emoji(emoji: &str) -> bool {
+    let chars = emoji.chars().count();
+    (1..=EMOJI_MAX_CHARS).contains(&chars)
+        && !emoji.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
 /// The page size for a history request: default 50, capped at 200, 0 refused.

@@ -6,12 +6,14 @@
 //! - [`registry`]: the only shared map, from code to a running actor's inbox.
 //! - [`actor`]: the actor loop: batching, durability (group commit) before effects, retirement.
 //! - [`handlers`]: what each command does to a room.
+//! - [`bots`]: slash-commands: /help, queuing a plugin's command, posting a bot's answer.
 //! - [`create`]: creating a room, the one write that happens outside an actor.
 //!
 //! An actor's inputs ([`RoomCommand`]) and outputs (frames pushed to [`ConnHandle`]s) are plain
 //! messages, so moving rooms across machines would be a change of transport.
 
 mod actor;
+mod bots;
 pub mod code;
 pub mod create;
 mod handlers;
@@ -22,6 +24,7 @@ use std::collections::HashSet;
 
 use tokio::sync::oneshot;
 
+use crate::store::jobs::JobRecord;
 use crate::store::StoreError;
 use crate::ws::outbox::{ConnHandle, ConnId};
 
@@ -44,6 +47,10 @@ pub enum RoomError {
     InvalidName(usize),
     #[error("{0}")]
     BadRequest(String),
+    #[error("unknown command /{0}; /help lists the commands")]
+    UnknownCommand(String),
+    #[error("{0}")]
+    RateLimited(String),
     #[error("the server is shutting down")]
     ShuttingDown,
     #[error(transparent)]
@@ -63,6 +70,8 @@ impl RoomError {
             RoomError::TooLong(_) => "too_long",
             RoomError::InvalidName(_) => "invalid_name",
             RoomError::BadRequest(_) => "bad_request",
+            RoomError::UnknownCommand(_) => "unknown_command",
+            RoomError::RateLimited(_) => "rate_limited",
             RoomError::ShuttingDown | RoomError::Store(_) | RoomError::Internal(_) => "internal",
         }
     }
@@ -140,8 +149,24 @@ pub enum RoomCommand {
     Online {
         reply: oneshot::Sender<HashSet<u64>>,
     },
+    /// A bot's answer to a queued command. `done` learns, once the answer is durable, whether it
+    /// was posted (false: the job had been answered already); an error if it could not be.
+    BotAnswer {
+        job: JobRecord,
+        actions: Vec<BotAction>,
+        done: oneshot::Sender<Result<bool, RoomError>>,
+    },
     /// Finish pending writes, deliver their effects, and stop.
     Shutdown {
         done: oneshot::Sender<()>,
     },
+}
+
+/// What a bot does in answer to a command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BotAction {
+    /// A message from the bot.
+    Reply(String),
+    /// The bot's reaction to the command's message.
+    React(String),
 }

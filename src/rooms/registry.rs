@@ -15,6 +15,7 @@ use tokio_util::task::TaskTracker;
 
 use super::actor::RoomActor;
 use super::{RoomCommand, RoomError};
+use crate::bots::Directory;
 use crate::config::RoomsConfig;
 use crate::store::Store;
 use crate::ws::hub::Connections;
@@ -22,6 +23,8 @@ use crate::ws::hub::Connections;
 /// What every actor needs from the rest of the server.
 pub struct RoomContext {
     pub store: Store,
+    /// Which slash-commands the loaded bot plugins serve, and their queues.
+    pub bots: Arc<Directory>,
     pub config: RoomsConfig,
     pub connections: Arc<Connections>,
 }

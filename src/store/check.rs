@@ -18,6 +18,7 @@ use serde::de::DeserializeOwned;
 
 use super::accounts::{SessionRecord, UserRecord};
 use super::identities::IdentityRecord;
+use super::jobs::JobRecord;
 use super::rooms::{BanRecord, Item, MemberRecord, RoomRecord};
 use super::{Result, StoreError, ID_FLOOR_KEY, SCHEMA_KEY};
 
@@ -91,6 +92,8 @@ fn shape_of(tree: &[u8]) -> Option<Shape> {
         b"bans" => shape(Some(CODE + ID), json::<BanRecord>),
         b"items" => shape(Some(CODE + ID), json::<Item>),
         b"user_rooms" => shape(Some(ID + CODE), exactly::<ID>),
+        b"bot_jobs" => shape(None, json::<JobRecord>),
+        b"bot_kv" => shape(None, any),
         // sled's own default tree; hearth keeps nothing in it.
         b"__sled__default" => shape(None, any),
         _ => return None,

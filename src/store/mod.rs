@@ -4,6 +4,8 @@
 //! - `users`, `usernames`, `sessions`, `user_sessions`: accounts (see [`accounts`]).
 //! - `identities`, `user_identities`: OAuth identities and their users (see [`identities`]).
 //! - `rooms`, `members`, `bans`, `items`, `user_rooms`: rooms and history (see [`rooms`]).
+//! - `bot_jobs`: the bots' durable command queue (see [`jobs`]); `bot_kv`: each bot plugin's
+//!   key-value store (see [`kv`]).
 //!
 //! Writes are applied to sled at once and made durable by [`Store::commit`], which joins the
 //! group-commit writer in [`commit`]: one flush + fsync covers every write that was waiting.
@@ -17,6 +19,8 @@ pub mod accounts;
 pub mod check;
 mod commit;
 pub mod identities;
+pub mod jobs;
+pub mod kv;
 pub mod rooms;
 pub mod snapshot;
 
@@ -102,6 +106,8 @@ pub struct Store {
     pub(crate) bans: sled::Tree,
     pub(crate) items: sled::Tree,
     pub(crate) user_rooms: sled::Tree,
+    pub(crate) bot_jobs: sled::Tree,
+    pub(crate) bot_kv: sled::Tree,
     committer: Committer,
     /// Held shared by every write, exclusively by [`Store::snapshot`].
     gate: Arc<RwLock<()>>,
@@ -161,6 +167,8 @@ impl Store {
             bans: db.open_tree("bans")?,
             items: db.open_tree("items")?,
             user_rooms: db.open_tree("user_rooms")?,
+            bot_jobs: db.open_tree("bot_jobs")?,
+            bot_kv: db.open_tree("bot_kv")?,
             db,
             committer,
             gate: Arc::default(),

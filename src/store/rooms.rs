@@ -82,6 +82,9 @@ pub struct Item {
     pub from: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to: Option<String>,
+    /// On a bot's answer: the seq of the command it answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<u64>,
     /// Emoji -> usernames, in the order they reacted.
     #[serde(default)]
     pub reactions: BTreeMap<String, Vec<String>>,
@@ -101,6 +104,7 @@ impl Item {
             by: None,
             from: None,
             to: None,
+            reply_to: None,
             reactions: BTreeMap::new(),
         }
     }
@@ -110,6 +114,16 @@ impl Item {
             author: Some(author.to_string()),
             text: Some(text),
             ..Item::blank(seq, id, ts, ItemKind::Chat)
+        }
+    }
+
+    /// A bot's answer to the command at `reply_to`.
+    pub fn bot(seq: u64, id: u64, ts: u64, author: &str, text: String, reply_to: u64) -> Item {
+        Item {
+            author: Some(author.to_string()),
+            text: Some(text),
+            reply_to: Some(reply_to),
+            ..Item::blank(seq, id, ts, ItemKind::Bot)
         }
     }
 
@@ -152,6 +166,11 @@ fn key(code: &str, suffix: u64) -> Vec<u8> {
     let mut key = code.as_bytes().to_vec();
     key.extend_from_slice(&suffix.to_be_bytes());
     key
+}
+
+/// The `items` key of a room's item.
+pub(crate) fn item_key(code: &str, seq: u64) -> Vec<u8> {
+    key(code, seq)
 }
 
 fn suffix_u64(tree: &'static str, key: &[u8]) -> Result<u64> {

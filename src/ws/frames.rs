@@ -186,6 +186,13 @@ pub enum ServerFrame<'a> {
         room: &'a str,
         by: &'a str,
     },
+    /// An answer for the caller alone (/help); not stored.
+    Notice {
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<&'a str>,
+        room: &'a str,
+        text: &'a str,
+    },
     Ok {
         #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
         reference: Option<&'a str>,

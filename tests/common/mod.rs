@@ -3,6 +3,7 @@
 //! test file uses the parts it needs.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod bots;
 pub mod process;
 pub mod ws;
 

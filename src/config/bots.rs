@@ -1,0 +1,179 @@
+//! `[bots]`: how bot plugins run (limits, retries, the plugins folder), and `[plugin.NAME]`:
+//! what one plugin may reach and the settings it reads.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::ConfigError;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BotsConfig {
+    /// Run bot plugins at all. Off: every slash-command but /help is unknown.
+    pub enabled: bool,
+    /// Where dropped-in plugins live; empty means `<data_dir>/plugins`.
+    pub plugins_dir: PathBuf,
+    /// How often the plugins folder is looked at for new, changed and removed files.
+    pub scan_interval_ms: u64,
+    /// CPU time one call may spend in the plugin (epoch interruption).
+    pub call_cpu_ms: u64,
+    /// Wall-clock time one call may take, host calls such as HTTP included.
+    pub call_timeout_ms: u64,
+    /// Linear memory one instance may grow to, in MiB; growing past it traps.
+    pub memory_mb: u64,
+    /// The plugin's WebAssembly stack, in KiB.
+    pub max_stack_kb: u64,
+    /// Commands one plugin handles at once.
+    pub concurrency: usize,
+    /// Commands waiting for one plugin; beyond it a command gets `rate_limited`.
+    pub max_queued: usize,
+    /// Tries of a command whose call traps or times out, the first included.
+    pub max_attempts: u32,
+    /// Wait before the second try; it doubles for each later one.
+    pub retry_backoff_ms: u64,
+    /// Commands in a row that a plugin fails for good before it is paused; 0 = never paused.
+    pub pause_after_failures: u32,
+    /// How long a paused plugin rests; its commands wait in the queue meanwhile.
+    pub pause_secs: u64,
+    /// Replies and reactions one command may produce; more are dropped.
+    pub max_actions: usize,
+    /// Bytes (keys plus values) each plugin may keep in its key-value store.
+    pub kv_quota_bytes: u64,
+    /// Limit on one HTTP request of a plugin, from connecting to the last byte.
+    pub http_timeout_ms: u64,
+    /// Largest HTTP response body a plugin may receive.
+    pub http_max_response_bytes: u64,
+    /// How long answered and failed commands stay in the queue's records.
+    pub job_retention_secs: u64,
+}
+
+impl Default for BotsConfig {
+    fn default() -> Self {
+        BotsConfig {
+            enabled: true,
+            plugins_dir: PathBuf::new(),
+            scan_interval_ms: 2000,
+            call_cpu_ms: 2000,
+            call_timeout_ms: 30_000,
+            memory_mb: 32,
+            max_stack_kb: 512,
+            concurrency: 2,
+            max_queued: 1000,
+            max_attempts: 3,
+            retry_backoff_ms: 1000,
+            pause_after_failures: 5,
+            pause_secs: 300,
+            max_actions: 5,
+            kv_quota_bytes: 1024 * 1024,
+            http_timeout_ms: 10_000,
+            http_max_response_bytes: 1024 * 1024,
+            job_retention_secs: 86_400,
+        }
+    }
+}
+
+impl BotsConfig {
+    /// The plugins folder, resolved against the data directory.
+    pub fn plugins_dir(&self, data_dir: &Path) -> PathBuf {
+        if self.plugins_dir.as_os_str().is_empty() {
+            data_dir.join("plugins")
+        } else {
+            self.plugins_dir.clone()
+        }
+    }
+
+    pub(super) fn validate(&self, source_of: &dyn Fn(&str) -> String) -> Result<(), ConfigError> {
+        let positive = [
+            ("bots.scan_interval_ms", self.scan_interval_ms),
+            ("bots.call_cpu_ms", self.call_cpu_ms),
+            ("bots.call_timeout_ms", self.call_timeout_ms),
+            ("bots.memory_mb", self.memory_mb),
+            ("bots.max_stack_kb", self.max_stack_kb),
+            ("bots.concurrency", self.concurrency as u64),
+            ("bots.max_queued", self.max_queued as u64),
+            ("bots.max_attempts", u64::from(self.max_attempts)),
+            ("bots.max_actions", self.max_actions as u64),
+            ("bots.http_timeout_ms", self.http_timeout_ms),
+            ("bots.http_max_response_bytes", self.http_max_response_bytes),
+            ("bots.job_retention_secs", self.job_retention_secs),
+        ];
+        if let Some((key, _)) = positive.iter().find(|(_, value)| *value == 0) {
+            return Err(ConfigError::one(key, source_of(key), "must be at least 1"));
+        }
+        // The async stack a call runs on must hold the wasm stack and the host's frames.
+        if self.max_stack_kb > 8 * 1024 {
+            return Err(ConfigError::one(
+                "bots.max_stack_kb",
+                source_of("bots.max_stack_kb"),
+                "must be at most 8192",
+            ));
+        }
+        if self.memory_mb > 4096 {
+            return Err(ConfigError::one(
+                "bots.memory_mb",
+                source_of("bots.memory_mb"),
+                "must be at most 4096 (wasm32 addresses 4 GiB)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `[plugin.NAME]`: one plugin's grants. NAME is the plugin's manifest name.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PluginConfig {
+    /// Load this plugin at all.
+    pub enabled: bool,
+    /// Host names (or IP addresses) the plugin may send HTTP requests to, matched exactly.
+    pub allow_hosts: Vec<String>,
+    /// Let those hosts resolve to loopback, private, link-local and other non-public addresses.
+    pub allow_private_addresses: bool,
+    /// Strings the plugin reads with `setting("key")`.
+    pub settings: BTreeMap<String, String>,
+}
+
+impl Default for PluginConfig {
+    fn default() -> Self {
+        PluginConfig {
+            enabled: true,
+            allow_hosts: Vec::new(),
+            allow_private_addresses: false,
+            settings: BTreeMap::new(),
+        }
+    }
+}
+
+/// The grants of the bundled plugins: the stock-quote bot reaches Stooq.
+pub fn default_plugins() -> BTreeMap<String, PluginConfig> {
+    let stocks = PluginConfig {
+        allow_hosts: vec!["stooq.com".into()],
+        settings: BTreeMap::from([("base_url".into(), "https://stooq.com".into())]),
+        ..PluginConfig::default()
+    };
+    BTreeMap::from([("stocks".into(), stocks)])
+}
+
+pub(super) fn validate_plugins(
+    plugins: &BTreeMap<String, PluginConfig>,
+    source_of: &dyn Fn(&str) -> String,
+) -> Result<(), ConfigError> {
+    for (name, plugin) in plugins {
+        for host in &plugin.allow_hosts {
+            let bad = host.is_empty()
+                || host.contains(['/', ':', '@', ' ', '?', '#'])
+                    && host.parse::<std::net::IpAddr>().is_err();
+            if bad {
+                let key = format!("plugin.{name}.allow_hosts");
+                return Err(ConfigError::one(
+                    &key,
+                    source_of(&key),
+                    format!("{host:?} is not a host name or IP address (no scheme, port or path)"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
