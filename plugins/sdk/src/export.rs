@@ -24,7 +24,8 @@ pub fn manifest<B: Bot>(crate_version: &str) -> types::Manifest {
 pub fn handle<B: Bot>(call: types::Invocation) -> Vec<types::Action> {
     // A panic traps the instance, and its message would go to a stderr nobody reads: send it
     // to hearth's log instead, where the operator looking into the failure will find it.
-    std::panic::set_hook(Box::new(|info| log::error(&format!("panicked: {info}"))));
+    // (`info` reads "panicked at FILE:LINE:COLUMN:" and the message.)
+    std::panic::set_hook(Box::new(|info| log::error(&info.to_string())));
     B::handle(&Command::from(call))
         .into_actions()
         .into_iter()
