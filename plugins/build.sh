@@ -80,8 +80,11 @@ fi
 if [ ${#stale[@]} -gt 0 ]; then
   echo "error: the committed bots differ from what their sources build to:" >&2
   printf '  %s\n' "${stale[@]}" >&2
-  echo "dist/ was built with $(cat dist/rustc-version.txt 2>/dev/null || echo 'an unknown rustc');" \
-    "this is $built_with." >&2
+  dist_built_with=$(cat dist/rustc-version.txt 2>/dev/null || echo "an unknown rustc")
+  if [ "$dist_built_with" != "$built_with" ]; then
+    echo "dist/ was built with $dist_built_with, and this is $built_with:" \
+      "a different Rust builds different bytes." >&2
+  fi
   echo "Run plugins/build.sh and commit plugins/dist/." >&2
   exit 1
 fi
