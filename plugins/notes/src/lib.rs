@@ -1,6 +1,6 @@
 //! The `notes` bot: `/note TEXT` saves a note for the room, `/notes` lists the room's notes,
 //! `/forget N` deletes one. The notes live in the bot's key-value store; the logic is in
-//! [`notepad`], written against a [`notepad::Store`] so that its tests need no hearth.
+//! `notepad`, written against its `Store` trait so that its tests need no hearth.
 
 mod notepad;
 

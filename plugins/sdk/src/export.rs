@@ -1,4 +1,4 @@
-//! The glue between the generated `Guest` trait and [`Bot`]: what [`register_bot!`] calls.
+//! The glue between the generated `Guest` trait and [`Bot`]: what [`crate::register_bot!`] calls.
 
 use crate::bindings::hearth::bot::types;
 use crate::{log, Bot, Command};

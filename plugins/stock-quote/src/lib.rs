@@ -1,6 +1,6 @@
 //! The `stocks` bot: `/stock SYMBOL` answers with the latest quote from Stooq's CSV endpoint.
 //!
-//! Everything but the one HTTP call is in [`quote`], as pure functions with their tests.
+//! Everything but the one HTTP call is in `quote`, as pure functions with their tests.
 
 mod quote;
 
