@@ -366,6 +366,7 @@ async fn server_with(mock: &Mock, adjust: impl FnOnce(&mut Config)) -> TestServe
 }
 
 /// Stops the server and lists the usernames in its data directory.
+/// The people's accounts in the store once the server has stopped (bots' users left out).
 async fn users_after_stop(mut server: TestServer) -> Vec<String> {
     server.shutdown().await;
     let store = hearth::store::Store::open(&server.data_dir()).unwrap();
@@ -373,6 +374,7 @@ async fn users_after_stop(mut server: TestServer) -> Vec<String> {
         .list_users()
         .unwrap()
         .into_iter()
+        .filter(|u| !u.bot)
         .map(|u| u.username)
         .collect();
     names.sort();

@@ -186,7 +186,8 @@ impl From<StoreError> for LoadError {
     }
 }
 
-/// Restores the backup `file` into the data directory named by `config`, which must be empty.
+/// Restores the backup `file` into the data directory named by `config`, which must be empty
+/// but for the plugins folder and the compiled-plugin cache.
 /// Needs a tokio runtime (the restored database is opened once to check it).
 pub fn restore(config: &Config, file: &Path) -> Result<RestoreSummary, BackupError> {
     let data_dir = &config.data_dir;
@@ -276,11 +277,19 @@ fn give_to_owner_of(data_dir: &Path, db_dir: &Path) -> io::Result<()> {
     walk(db_dir, owner.uid(), owner.gid())
 }
 
+/// What a data directory may hold besides the database, and so keep through a restore: the
+/// plugins folder (the person's own files) and the compiled-plugin cache (rebuilt on demand).
+const NOT_DATA: [&str; 2] = ["plugins", "plugin-cache"];
+
+/// The first entry of `dir` that is not in [`NOT_DATA`].
 fn first_entry(dir: &Path) -> io::Result<Option<String>> {
-    Ok(std::fs::read_dir(dir)?
-        .next()
-        .transpose()?
-        .map(|entry| entry.file_name().to_string_lossy().into_owned()))
+    for entry in std::fs::read_dir(dir)? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if !NOT_DATA.contains(&name.as_str()) {
+            return Ok(Some(name));
+        }
+    }
+    Ok(None)
 }
 
 /// A directory removed when dropped.
