@@ -337,3 +337,42 @@ async fn slow_quote_api_holds_up_nothing() {
         "{reply}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_that_keeps_failing_is_paused_and_its_commands_wait() {
+    let server = TestServer::start_with(|c| {
+        c.bots.max_attempts = 1;
+        c.bots.pause_after_failures = 2;
+        c.bots.pause_secs = 2;
+        c.bots.scan_interval_ms = 100;
+    })
+    .await;
+    let plugins = server.data_dir().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::copy(testbot_wasm(), plugins.join("testbot.wasm")).unwrap();
+    let token = register(&server, "ann").await;
+    let room = create_room(&server, &token, "pause").await;
+    let mut ann = WsClient::connect(&server, &token).await;
+    ann.join(&room).await;
+    wait_for_command(&mut ann, &room, "/echo").await;
+
+    for _ in 0..2 {
+        let seq = command(&mut ann, &room, "/crash").await;
+        let reply = bot_reply(&mut ann, seq, REPLY_WAIT).await;
+        assert!(reply["text"].as_str().unwrap().contains("crashed"), "{reply}");
+    }
+    let text = help(&mut ann, &room).await;
+    let echo_line = text.lines().find(|l| l.starts_with("/echo")).unwrap();
+    assert!(echo_line.contains("paused"), "{text}");
+    // Accepted while paused, answered once the pause is over.
+    let started = tokio::time::Instant::now();
+    let seq = command(&mut ann, &room, "/echo patience").await;
+    let reply = bot_reply(&mut ann, seq, REPLY_WAIT).await;
+    assert_eq!(reply["text"], "patience");
+    assert!(
+        started.elapsed() >= Duration::from_millis(1000),
+        "answered during the pause"
+    );
+    let text = help(&mut ann, &room).await;
+    assert!(!text.contains("paused"), "{text}");
+}
