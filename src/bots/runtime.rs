@@ -2,14 +2,13 @@
 //! with a CPU budget, a wall-clock limit and a memory cap.
 //!
 //! CPU time is counted with epoch interruption: one ticker thread advances the engine's epoch
-//! every [`TICK`]; while guest code runs, each tick it sees costs one tick of its budget and
+//! every [`TICK`] while any call runs; while guest code runs, each tick it sees costs one tick of its budget and
 //! yields to tokio, so a looping plugin shares its worker thread fairly and is stopped once its
 //! budget is spent. Time spent in host calls (an HTTP request) is not CPU time: returning from
 //! one costs a single tick however long it took. The wall-clock limit covers everything.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
 use wasmtime::component::{Component, Linker, ResourceTable};
@@ -159,7 +158,7 @@ pub struct Runtime {
     engine: Engine,
     linker: Linker<HostState>,
     limits: CallLimits,
-    ticker_stop: Arc<AtomicBool>,
+    ticker: Arc<Ticker>,
 }
 
 impl Runtime {
@@ -186,13 +185,12 @@ impl Runtime {
             .map_err(|e| BotError::Engine(e.to_string()))?;
         Bot::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |state| state)
             .map_err(|e| BotError::Engine(e.to_string()))?;
-        let ticker_stop = Arc::new(AtomicBool::new(false));
-        start_ticker(engine.clone(), ticker_stop.clone())?;
+        let ticker = Ticker::start(engine.clone())?;
         Ok(Runtime {
             engine,
             linker,
             limits: CallLimits::from_config(config),
-            ticker_stop,
+            ticker,
         })
     }
 
@@ -253,6 +251,7 @@ impl Runtime {
         >,
     ) -> (Result<R, CallError>, CallStats) {
         let limits = self.limits;
+        let _ticking = self.ticker.enter();
         let mut store = self.new_store(grants);
         let run = async {
             let bot = plugin
@@ -315,21 +314,73 @@ impl Runtime {
 
 impl Drop for Runtime {
     fn drop(&mut self) {
-        self.ticker_stop.store(true, Ordering::Relaxed);
+        self.ticker.stop();
     }
 }
 
-fn start_ticker(engine: Engine, stop: Arc<AtomicBool>) -> Result<(), BotError> {
-    std::thread::Builder::new()
-        .name("hearth-bot-epoch".into())
-        .spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                std::thread::sleep(TICK);
-                engine.increment_epoch();
+/// The thread that advances the engine's epoch every [`TICK`], only while calls run: an idle
+/// server (a Raspberry Pi on a shelf) is not woken a hundred times a second for nothing.
+struct Ticker {
+    /// Calls running, and whether the thread should end.
+    state: Mutex<(usize, bool)>,
+    wake: Condvar,
+}
+
+/// Counts a call as running for as long as it lives.
+struct Ticking<'a>(&'a Ticker);
+
+impl Ticker {
+    fn start(engine: Engine) -> Result<Arc<Ticker>, BotError> {
+        let ticker = Arc::new(Ticker {
+            state: Mutex::new((0, false)),
+            wake: Condvar::new(),
+        });
+        let shared = ticker.clone();
+        std::thread::Builder::new()
+            .name("hearth-bot-epoch".into())
+            .spawn(move || shared.run(&engine))
+            .map_err(|e| BotError::Engine(format!("cannot start the epoch ticker: {e}")))?;
+        Ok(ticker)
+    }
+
+    fn run(&self, engine: &Engine) {
+        loop {
+            {
+                let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+                while state.0 == 0 && !state.1 {
+                    state = self
+                        .wake
+                        .wait(state)
+                        .unwrap_or_else(PoisonError::into_inner);
+                }
+                if state.1 {
+                    return;
+                }
             }
-        })
-        .map(drop)
-        .map_err(|e| BotError::Engine(format!("cannot start the epoch ticker: {e}")))
+            std::thread::sleep(TICK);
+            engine.increment_epoch();
+        }
+    }
+
+    fn enter(&self) -> Ticking<'_> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.0 += 1;
+        self.wake.notify_one();
+        Ticking(self)
+    }
+
+    fn stop(&self) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.1 = true;
+        self.wake.notify_one();
+    }
+}
+
+impl Drop for Ticking<'_> {
+    fn drop(&mut self) {
+        let mut state = self.0.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.0 -= 1;
+    }
 }
 
 /// Names what stopped a call.
