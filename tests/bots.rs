@@ -359,7 +359,10 @@ async fn a_plugin_that_keeps_failing_is_paused_and_its_commands_wait() {
     for _ in 0..2 {
         let seq = command(&mut ann, &room, "/crash").await;
         let reply = bot_reply(&mut ann, seq, REPLY_WAIT).await;
-        assert!(reply["text"].as_str().unwrap().contains("crashed"), "{reply}");
+        assert!(
+            reply["text"].as_str().unwrap().contains("crashed"),
+            "{reply}"
+        );
     }
     let text = help(&mut ann, &room).await;
     let echo_line = text.lines().find(|l| l.starts_with("/echo")).unwrap();

@@ -175,7 +175,9 @@ impl Runtime {
         if let Some(dir) = cache_dir {
             std::fs::create_dir_all(dir).map_err(|e| BotError::Cache(e.to_string()))?;
             let mut cache = CacheConfig::new();
-            cache.with_directory(dir);
+            cache
+                .with_directory(dir)
+                .with_files_total_size_soft_limit(config.cache_mb.saturating_mul(1024 * 1024));
             let cache = Cache::new(cache).map_err(|e| BotError::Cache(e.to_string()))?;
             wasm.cache(Some(cache));
         }

@@ -47,6 +47,8 @@ pub struct BotsConfig {
     pub http_max_response_bytes: u64,
     /// How long answered and failed commands stay in the queue's records.
     pub job_retention_secs: u64,
+    /// Disk for compiled plugins (`<data_dir>/plugin-cache`), in MiB; the least used go first.
+    pub cache_mb: u64,
 }
 
 impl Default for BotsConfig {
@@ -70,6 +72,7 @@ impl Default for BotsConfig {
             http_timeout_ms: 10_000,
             http_max_response_bytes: 1024 * 1024,
             job_retention_secs: 86_400,
+            cache_mb: 64,
         }
     }
 }
@@ -98,6 +101,7 @@ impl BotsConfig {
             ("bots.http_timeout_ms", self.http_timeout_ms),
             ("bots.http_max_response_bytes", self.http_max_response_bytes),
             ("bots.job_retention_secs", self.job_retention_secs),
+            ("bots.cache_mb", self.cache_mb),
         ];
         if let Some((key, _)) = positive.iter().find(|(_, value)| *value == 0) {
             return Err(ConfigError::one(key, source_of(key), "must be at least 1"));
