@@ -80,8 +80,10 @@ pub struct HttpConfig {
 pub struct AuthConfig {
     /// Whether anyone may create an account over HTTP (`hearth user add` always works).
     pub allow_registration: bool,
-    /// How long a session token stays valid after sign-in.
+    /// How long a session token stays valid after sign-in, however much it is used.
     pub session_ttl_days: u64,
+    /// A session not used for this many days ends; 0 = sessions do not idle out.
+    pub session_idle_days: u64,
     /// Failed logins for one username within `login_window_secs` before 429; 0 disables.
     pub login_max_failures_per_user: u32,
     /// Failed logins from one client address within `login_window_secs` before 429; 0 disables.
@@ -191,6 +193,7 @@ impl Default for AuthConfig {
         AuthConfig {
             allow_registration: true,
             session_ttl_days: 30,
+            session_idle_days: 14,
             login_max_failures_per_user: 10,
             login_max_failures_per_ip: 50,
             login_window_secs: 300,

@@ -48,6 +48,8 @@ impl AppError {
                 AuthError::UsernameTaken => (StatusCode::CONFLICT, "username_taken"),
                 AuthError::RegistrationClosed => (StatusCode::FORBIDDEN, "registration_closed"),
                 AuthError::InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
+                AuthError::WrongPassword => (StatusCode::FORBIDDEN, "wrong_password"),
+                AuthError::NoPassword => (StatusCode::CONFLICT, "no_password"),
                 AuthError::AccountDisabled => (StatusCode::FORBIDDEN, "account_disabled"),
                 AuthError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
                 AuthError::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),

@@ -86,6 +86,12 @@ impl Server {
         Ok(Server { state })
     }
 
+    /// The open store. Tests use it to look at (and age) what the server keeps; holding a
+    /// clone past the server's stop keeps the database locked.
+    pub fn store(&self) -> Store {
+        self.state.store.clone()
+    }
+
     /// Serves until `shutdown` resolves, then: stops accepting; lets in-flight requests finish;
     /// stops reading sockets, lets every room deliver what it has made durable, and closes the
     /// sockets with 1001 after their queues are written; all within `http.shutdown_grace_secs`.

@@ -432,25 +432,25 @@ async fn every_route_and_frame_for_every_kind_of_caller() {
     }
 
     // ---- HTTP: routes that end sessions, each cell with a cast of its own ----
-    for (column, who) in EVERYONE.into_iter().enumerate() {
-        let own = Cast::new(&server, &format!("l{column}")).await;
-        cells += 1;
-        let expected = signed_in_row(unauthenticated(), http(204))[column].clone();
-        let got = call(
-            &server,
-            Method::POST,
-            "/api/auth/logout",
-            None,
-            own.token(who),
-        )
-        .await;
-        if got != expected {
-            mismatches.push(Mismatch {
-                row: "POST /api/auth/logout".into(),
-                who,
-                expected,
-                got,
-            });
+    let change = json!({"current_password": PASSWORD, "new_password": "another fine passphrase"});
+    let ending: [(&str, Option<Value>); 2] = [
+        ("/api/auth/logout", None),
+        ("/api/auth/password", Some(change)),
+    ];
+    for (round, (path, body)) in ending.iter().enumerate() {
+        for (column, who) in EVERYONE.into_iter().enumerate() {
+            let own = Cast::new(&server, &format!("e{round}{column}")).await;
+            cells += 1;
+            let expected = signed_in_row(unauthenticated(), http(204))[column].clone();
+            let got = call(&server, Method::POST, path, body.clone(), own.token(who)).await;
+            if got != expected {
+                mismatches.push(Mismatch {
+                    row: format!("POST {path}"),
+                    who,
+                    expected,
+                    got,
+                });
+            }
         }
     }
 

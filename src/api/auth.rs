@@ -20,6 +20,12 @@ pub struct Credentials {
     password: String,
 }
 
+#[derive(Deserialize)]
+pub struct PasswordChange {
+    current_password: String,
+    new_password: String,
+}
+
 pub async fn register(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<Credentials>,
@@ -37,6 +43,8 @@ pub async fn login(
     Ok(signed_in(&state, StatusCode::OK, session))
 }
 
+/// Signs out everywhere: every session of the user ends and every socket of theirs closes
+/// with 4401.
 pub async fn logout(
     State(state): State<AppState>,
     current: CurrentUser,
@@ -46,10 +54,28 @@ pub async fn logout(
     let user = current.auth.user.id;
     state
         .connections
-        .close_session(user, &current.auth.token_hash, code, reason);
+        .close_user_except(user, None, code, reason);
     let mut response = StatusCode::NO_CONTENT.into_response();
     set_cookie(&state, &mut response, "", 0);
     Ok(response)
+}
+
+/// Changes my password; every other session of mine ends and its sockets close with 4401.
+pub async fn change_password(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    ApiJson(body): ApiJson<PasswordChange>,
+) -> Result<StatusCode, AppError> {
+    state
+        .auth
+        .change_password(&current.auth, body.current_password, body.new_password)
+        .await?;
+    let (code, reason) = SESSION_ENDED;
+    let (user, keep) = (current.auth.user.id, &current.auth.token_hash);
+    state
+        .connections
+        .close_user_except(user, Some(keep), code, reason);
+    Ok(StatusCode::NO_CONTENT)
 }
 
 pub async fn me(current: CurrentUser) -> Json<serde_json::Value> {

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use super::frames::{self, ClientFrame, ServerFrame};
 use super::limits::{RateLimit, Verdict};
 use super::outbox::{ConnHandle, SLOW_CONSUMER};
-use crate::auth::Authenticated;
+use crate::auth::{AuthError, Authenticated};
 use crate::config::WsConfig;
 use crate::rooms::{code, Action, Caller, Request, RoomCommand};
 use crate::server::AppState;
@@ -87,6 +87,13 @@ async fn read_loop(
         config.flood_close_after,
     );
     let silence = Duration::from_secs(config.idle_timeout_secs);
+    // The session the socket was opened with is checked again as often as the server pings:
+    // one that expired or was revoked closes the socket (4401), one that is valid counts as
+    // in use (idle expiry).
+    let recheck = Duration::from_secs(config.ping_interval_secs);
+    let mut session_check =
+        tokio::time::interval_at(tokio::time::Instant::now() + recheck, recheck);
+    session_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // These live across frames rather than being made anew for each one.
     let silent = tokio::time::sleep(silence);
     let closing = conn.closing();
@@ -104,6 +111,19 @@ async fn read_loop(
             () = &mut silent => {
                 conn.close(IDLE.0, IDLE.1);
                 break;
+            }
+            _ = session_check.tick() => {
+                match state.auth.authenticate_hash(*conn.session()) {
+                    Ok(_) => continue,
+                    Err(AuthError::Unauthenticated) => {
+                        conn.close(SESSION_ENDED.0, SESSION_ENDED.1);
+                        break;
+                    }
+                    Err(error) => {
+                        tracing::warn!(error = %error, "cannot recheck a socket's session");
+                        continue;
+                    }
+                }
             }
         };
         let message = match message {
