@@ -13,7 +13,7 @@ use std::time::Duration;
 use common::ws::{
     create_room, history, is_error, num, upgrade_status, Incoming, Upgrade, WsClient, TIMEOUT,
 };
-use common::{TestServer, PASSWORD};
+use common::TestServer;
 use serde_json::{json, Value};
 use tokio::sync::Notify;
 use tokio::time::Instant;
