@@ -230,6 +230,9 @@ async fn matrix_server() -> TestServer {
         // The matrix makes many rooms and sockets and signs in often from one address.
         c.ws.rate_per_sec = 0;
         c.auth.login_max_failures_per_ip = 0;
+        c.auth.registrations_per_ip_per_hour = 0;
+        c.rooms.creations_per_user_per_hour = 0;
+        c.rooms.unknown_code_max_per_ip = 0;
     })
     .await
 }

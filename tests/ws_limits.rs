@@ -723,6 +723,8 @@ async fn a_slow_consumer_is_cut_off_without_slowing_the_others() {
     let server = TestServer::start_with(|c| {
         c.ws.write_timeout_secs = 2;
         c.ws.rate_per_sec = 0;
+        // Twenty-odd accounts from one address.
+        c.auth.registrations_per_ip_per_hour = 0;
     })
     .await;
     let mut tokens = Vec::new();

@@ -28,9 +28,13 @@ pub struct PasswordChange {
 
 pub async fn register(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     ApiJson(body): ApiJson<Credentials>,
 ) -> Result<Response, AppError> {
-    let session = state.auth.register(&body.username, body.password).await?;
+    let session = state
+        .auth
+        .register(&body.username, body.password, ip)
+        .await?;
     Ok(signed_in(&state, StatusCode::CREATED, session))
 }
 

@@ -55,6 +55,8 @@ pub enum AuthError {
     AccountDisabled,
     #[error("too many failed sign-ins; try again later")]
     RateLimited { retry_after: Duration },
+    #[error("too many accounts registered from your address; try again later")]
+    TooManyRegistrations { retry_after: Duration },
     #[error("sign in first")]
     Unauthenticated,
     #[error("no user named {0}")]
@@ -142,6 +144,7 @@ pub struct AuthService {
     hasher: Hasher,
     by_username: Throttle,
     by_ip: Throttle,
+    registrations: Throttle,
 }
 
 impl AuthService {
@@ -151,6 +154,10 @@ impl AuthService {
             hasher: Hasher::new(config.max_concurrent_hashes),
             by_username: Throttle::new(config.login_max_failures_per_user, window),
             by_ip: Throttle::new(config.login_max_failures_per_ip, window),
+            registrations: Throttle::new(
+                config.registrations_per_ip_per_hour,
+                Duration::from_secs(3600),
+            ),
             store,
             config,
         }
@@ -169,15 +176,20 @@ impl AuthService {
         }
     }
 
-    /// Creates a password account and signs it in.
+    /// Creates a password account and signs it in. Every try counts against the client's
+    /// address (`auth.registrations_per_ip_per_hour`).
     pub async fn register(
         &self,
         username: &str,
         password: String,
+        client: IpAddr,
     ) -> Result<NewSession, AuthError> {
         if !self.config.allow_registration {
             return Err(AuthError::RegistrationClosed);
         }
+        self.registrations
+            .try_take(&throttle::ip_key(client))
+            .map_err(|retry_after| AuthError::TooManyRegistrations { retry_after })?;
         let user = self.create_password_user(username, password).await?;
         self.start_session(user).await
     }
@@ -214,7 +226,7 @@ impl AuthService {
         client: IpAddr,
     ) -> Result<NewSession, AuthError> {
         let name_key = username.trim().to_lowercase();
-        let ip_key = client.to_string();
+        let ip_key = throttle::ip_key(client);
         for (throttle, key) in [(&self.by_username, &name_key), (&self.by_ip, &ip_key)] {
             if let Err(retry_after) = throttle.check(key) {
                 metrics::counter!("hearth_logins_total", "outcome" => "throttled").increment(1);
@@ -227,8 +239,8 @@ impl AuthService {
         };
         let stored = user.as_ref().and_then(|u| u.password_hash.clone());
         if !self.hasher.verify(password, stored).await? {
-            self.by_username.record_failure(&name_key);
-            self.by_ip.record_failure(&ip_key);
+            self.by_username.record(&name_key);
+            self.by_ip.record(&ip_key);
             metrics::counter!("hearth_logins_total", "outcome" => "failed").increment(1);
             return Err(AuthError::InvalidCredentials);
         }
@@ -332,7 +344,7 @@ impl AuthService {
             return Err(AuthError::NoPassword);
         };
         if !self.hasher.verify(current, Some(stored)).await? {
-            self.by_username.record_failure(&name_key);
+            self.by_username.record(&name_key);
             return Err(AuthError::WrongPassword);
         }
         password::check_password_rules(&new)?;

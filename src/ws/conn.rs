@@ -2,6 +2,7 @@
 //! write task that drains the socket's queue, coalescing frames into few flushes.
 
 use std::collections::HashSet;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
@@ -15,7 +16,7 @@ use super::limits::{RateLimit, Verdict};
 use super::outbox::{ConnHandle, SLOW_CONSUMER};
 use crate::auth::{AuthError, Authenticated};
 use crate::config::WsConfig;
-use crate::rooms::{code, Action, Caller, Request, RoomCommand};
+use crate::rooms::{code, Action, Caller, Request, RoomCommand, RoomError};
 use crate::server::AppState;
 
 /// Frames written per flush at most.
@@ -31,7 +32,7 @@ const TOO_BIG: (u16, &str) = (1009, "frame too large");
 const FLOODING: (u16, &str) = (1008, "flooding");
 const PROTOCOL_ERROR: (u16, &str) = (1002, "protocol error");
 
-pub async fn serve(socket: WebSocket, state: AppState, auth: Authenticated) {
+pub async fn serve(socket: WebSocket, state: AppState, auth: Authenticated, ip: IpAddr) {
     let config = state.config.ws.clone();
     let (sink, stream) = socket.split();
     let (outbox, queue) = mpsc::channel(config.outbound_queue);
@@ -48,7 +49,7 @@ pub async fn serve(socket: WebSocket, state: AppState, auth: Authenticated) {
         username: auth.user.username,
         display_name: auth.user.display_name,
     };
-    let (rooms, mut stream) = read_loop(stream, &conn, &state, caller).await;
+    let (rooms, mut stream) = read_loop(stream, &conn, &state, caller, ip).await;
     state.connections.remove(&conn);
     for code in rooms {
         let command = RoomCommand::Unsubscribe {
@@ -78,6 +79,7 @@ async fn read_loop(
     conn: &ConnHandle,
     state: &AppState,
     caller: Caller,
+    ip: IpAddr,
 ) -> (HashSet<String>, SplitStream<WebSocket>) {
     let config = &state.config.ws;
     let mut rooms = HashSet::new();
@@ -142,7 +144,8 @@ async fn read_loop(
         silent.as_mut().reset(tokio::time::Instant::now() + silence);
         match message {
             Message::Text(text) => {
-                if let Some(code) = handle_text(&text, conn, state, &caller, &mut limit).await {
+                let from = (&caller, ip);
+                if let Some(code) = handle_text(&text, conn, state, from, &mut limit).await {
                     rooms.insert(code);
                 }
             }
@@ -170,7 +173,7 @@ async fn handle_text(
     text: &str,
     conn: &ConnHandle,
     state: &AppState,
-    caller: &Caller,
+    (caller, ip): (&Caller, IpAddr),
     limit: &mut RateLimit,
 ) -> Option<String> {
     match limit.check(Instant::now()) {
@@ -195,7 +198,21 @@ async fn handle_text(
         }
     };
     let reference = envelope.reference;
-    let Some(code) = code::normalize(envelope.frame.room()) else {
+    let code = code::normalize(envelope.frame.room());
+    if let Err(refusal) = state
+        .limits
+        .name_room(&state.store, ip, caller.id, code.as_deref())
+    {
+        reply_error(
+            conn,
+            reference.as_deref(),
+            "rate_limited",
+            &refusal.message(),
+        );
+        return None;
+    }
+    let Some(code) = code else {
+        state.limits.unknown_code(ip);
         reply_error(
             conn,
             reference.as_deref(),
@@ -218,6 +235,9 @@ async fn handle_text(
     {
         Ok(()) => joining.then_some(code),
         Err(error) => {
+            if matches!(error, RoomError::UnknownRoom) {
+                state.limits.unknown_code(ip);
+            }
             reply_error(
                 conn,
                 reference.as_deref(),

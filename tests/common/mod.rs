@@ -165,6 +165,16 @@ pub fn client() -> reqwest::Client {
         .unwrap()
 }
 
+/// Like [`client`], from a chosen loopback address (127.0.0.2, ...), so that the server sees
+/// another client address.
+pub fn client_from(ip: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .local_address(ip.parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap()
+}
+
 pub async fn read(response: reqwest::Response) -> (StatusCode, Value) {
     let status = response.status();
     let text = response.text().await.unwrap();

@@ -1,4 +1,8 @@
 //! Wiring: the shared state, the router, and the serve loop with graceful shutdown.
+//!
+//! - [`http`]: the accept loop, HTTP/1.1 with deadlines and caps on request heads.
+
+pub mod http;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -9,7 +13,6 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::get;
-use axum::serve::ListenerExt;
 use axum::Router;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
@@ -21,6 +24,7 @@ use crate::auth::origin::AllowedOrigins;
 use crate::auth::AuthService;
 use crate::backup::control::Control;
 use crate::config::Config;
+use crate::limits::Limits;
 use crate::oauth::OAuth;
 use crate::rooms::registry::RoomContext;
 use crate::rooms::Registry;
@@ -39,6 +43,8 @@ pub struct AppState {
     pub origins: Arc<AllowedOrigins>,
     pub rooms: Arc<Registry>,
     pub connections: Arc<Connections>,
+    /// Room creations, unknown room codes and open sockets, counted per user and address.
+    pub limits: Arc<Limits>,
     /// Cancelled at shutdown: sockets stop taking frames.
     pub stop_reading: CancellationToken,
     /// Every open socket's task, so shutdown can wait for them.
@@ -75,6 +81,7 @@ impl Server {
             auth: Arc::new(AuthService::new(store.clone(), config.auth.clone())),
             oauth: Arc::new(OAuth::new(&config, store.clone())?),
             origins: Arc::new(AllowedOrigins::from_config(&config)),
+            limits: Arc::new(Limits::from_config(&config)),
             config: Arc::new(config),
             store,
             rooms,
@@ -123,14 +130,9 @@ impl Server {
         tracing::info!("hearth is serving on {url}");
 
         let (stopping_tx, mut stopping) = tokio::sync::watch::channel(false);
-        let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-        // Chat frames are small and latency matters: no Nagle delay on any connection.
-        let listener = listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-            }
-        });
-        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let limits = http::HttpLimits::from_config(&state.config.http);
+        let app = router(state);
+        let serve = http::serve(listener, app, limits, async move {
             shutdown.await;
             tracing::info!("shutting down: no new connections, finishing requests");
             let _ = stopping_tx.send(true);
@@ -143,7 +145,7 @@ impl Server {
             tokio::time::sleep(grace).await;
         };
         let finished = async move {
-            serve.await?;
+            serve.await;
             sockets.close();
             sockets.wait().await;
             Ok::<_, std::io::Error>(())
