@@ -10,6 +10,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{header, HeaderValue};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::get;
@@ -182,6 +183,7 @@ pub fn router(state: AppState) -> Router {
         .route("/ws", get(crate::ws::upgrade))
         .merge(crate::oauth::router())
         .fallback(crate::web::serve_asset)
+        .layer(middleware::from_fn(security_headers))
         .layer(middleware::from_fn(count_requests))
         .layer(if body_limit == 0 {
             DefaultBodyLimit::disable()
@@ -193,6 +195,39 @@ pub fn router(state: AppState) -> Router {
 
 async fn metrics(State(state): State<AppState>) -> String {
     state.metrics.render()
+}
+
+/// The policy of every answer that does not bring its own (the UI's pages bring a richer one,
+/// see `web`): load nothing, be framed by nobody, submit forms nowhere.
+const DEFAULT_CSP: &str =
+    "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+
+/// Headers every answer carries, the JSON API, errors, pages and the UI alike, unless a handler
+/// set its own: a strict Content-Security-Policy, no framing, no MIME sniffing, no Referer, no
+/// embedding by other sites; and API answers, which hold people's data, are never cached.
+async fn security_headers(request: Request, next: Next) -> Response {
+    let api = request.uri().path().starts_with("/api/");
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    let defaults = [
+        (header::CONTENT_SECURITY_POLICY, DEFAULT_CSP),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (
+            header::HeaderName::from_static("cross-origin-resource-policy"),
+            "same-origin",
+        ),
+    ];
+    for (name, value) in defaults {
+        if !headers.contains_key(&name) {
+            headers.insert(name, HeaderValue::from_static(value));
+        }
+    }
+    if api {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
 }
 
 async fn count_requests(request: Request, next: Next) -> Response {
