@@ -7,6 +7,8 @@
 //! - [`actor`]: the actor loop: batching, durability (group commit) before effects, retirement.
 //! - [`handlers`]: what each command does to a room.
 //! - [`create`]: creating a room, the one write that happens outside an actor.
+//! - `harness` (tests and the fuzz targets only): the room logic driven without sockets or
+//!   tasks, with the rooms' invariants checked after every step.
 //!
 //! An actor's inputs ([`RoomCommand`]) and outputs (frames pushed to [`ConnHandle`]s) are plain
 //! messages, so moving rooms across machines would be a change of transport.
@@ -15,6 +17,9 @@ mod actor;
 pub mod code;
 pub mod create;
 mod handlers;
+#[cfg(any(test, feature = "harness"))]
+#[doc(hidden)]
+pub mod harness;
 pub mod registry;
 pub mod view;
 

@@ -11,7 +11,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
-use super::frames::{self, ClientFrame, ServerFrame};
+use super::frames::{self, ServerFrame};
 use super::limits::{RateLimit, Verdict};
 use super::outbox::{ConnHandle, SLOW_CONSUMER};
 use crate::auth::{AuthError, Authenticated};
@@ -221,7 +221,7 @@ async fn handle_text(
         );
         return None;
     };
-    let action = action_of(envelope.frame);
+    let action = envelope.frame.into_action();
     let joining = matches!(action, Action::Join { .. });
     let request = Request {
         conn: conn.clone(),
@@ -246,20 +246,6 @@ async fn handle_text(
             );
             None
         }
-    }
-}
-
-fn action_of(frame: ClientFrame) -> Action {
-    match frame {
-        ClientFrame::Join { since, .. } => Action::Join { since },
-        ClientFrame::Leave { .. } => Action::Leave,
-        ClientFrame::Send { text, .. } => Action::Send { text },
-        ClientFrame::History { before, limit, .. } => Action::History { before, limit },
-        ClientFrame::React { seq, emoji, on, .. } => Action::React { seq, emoji, on },
-        ClientFrame::Typing { .. } => Action::Typing,
-        ClientFrame::Kick { user, .. } => Action::Kick { user },
-        ClientFrame::Unban { user, .. } => Action::Unban { user },
-        ClientFrame::TransferHost { user, .. } => Action::TransferHost { user },
     }
 }
 

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::rooms::view::{MemberView, RoomView};
+use crate::rooms::Action;
 use crate::store::rooms::Item;
 
 pub const MAX_REF_CHARS: usize = 64;
@@ -63,6 +64,21 @@ pub enum ClientFrame {
 }
 
 impl ClientFrame {
+    /// What the frame asks of its room.
+    pub fn into_action(self) -> Action {
+        match self {
+            ClientFrame::Join { since, .. } => Action::Join { since },
+            ClientFrame::Leave { .. } => Action::Leave,
+            ClientFrame::Send { text, .. } => Action::Send { text },
+            ClientFrame::History { before, limit, .. } => Action::History { before, limit },
+            ClientFrame::React { seq, emoji, on, .. } => Action::React { seq, emoji, on },
+            ClientFrame::Typing { .. } => Action::Typing,
+            ClientFrame::Kick { user, .. } => Action::Kick { user },
+            ClientFrame::Unban { user, .. } => Action::Unban { user },
+            ClientFrame::TransferHost { user, .. } => Action::TransferHost { user },
+        }
+    }
+
     pub fn room(&self) -> &str {
         match self {
             ClientFrame::Join { room, .. }
