@@ -4,8 +4,9 @@
 use std::time::Duration;
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::header::RETRY_AFTER;
+use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -133,6 +134,21 @@ impl IntoResponse for AppError {
                 .insert(RETRY_AFTER, HeaderValue::from(retry_secs(retry_after)));
         }
         response
+    }
+}
+
+/// `Path<T>` whose rejections (a segment that is not UTF-8 once percent-decoded, or not of
+/// the right type) are `bad_request` errors in the API's shape, not axum's plain text.
+pub struct ApiPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for ApiPath<T> {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(value)) => Ok(ApiPath(value)),
+            Err(rejection) => Err(AppError::BadRequest(rejection.body_text())),
+        }
     }
 }
 

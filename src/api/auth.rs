@@ -1,6 +1,6 @@
 //! Register, login, logout, me, the list of sign-in providers, and my provider identities.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::header::SET_COOKIE;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::auth::extract::{session_cookie, ClientIp, CurrentUser};
 use crate::auth::{NewSession, PublicUser};
-use crate::error::{ApiJson, AppError};
+use crate::error::{ApiJson, ApiPath, AppError};
 use crate::server::AppState;
 use crate::ws::conn::SESSION_ENDED;
 
@@ -119,7 +119,7 @@ pub async fn identities(
 /// Unlinks my identity at a provider, unless it is my last way to sign in.
 pub async fn unlink(
     State(state): State<AppState>,
-    Path(provider): Path<String>,
+    ApiPath(provider): ApiPath<String>,
     current: CurrentUser,
 ) -> Result<StatusCode, AppError> {
     state.oauth.unlink(current.auth.user.id, &provider).await?;

@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::net::IpAddr;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
 use crate::auth::extract::{ClientIp, CurrentUser};
-use crate::error::{ApiJson, AppError};
+use crate::error::{ApiJson, ApiPath, AppError};
 use crate::rooms::history_limit;
 use crate::rooms::view::{MemberView, RoomView};
 use crate::rooms::{code, create, RoomCommand, RoomError};
@@ -61,7 +61,7 @@ pub async fn one(
     State(state): State<AppState>,
     current: CurrentUser,
     ClientIp(ip): ClientIp,
-    Path(code): Path<String>,
+    ApiPath(code): ApiPath<String>,
 ) -> Result<Json<Value>, AppError> {
     let room = member_room(&state, &current, ip, &code)?;
     let online = online_members(&state, &room.code).await;
@@ -91,7 +91,7 @@ pub async fn messages(
     State(state): State<AppState>,
     current: CurrentUser,
     ClientIp(ip): ClientIp,
-    Path(code): Path<String>,
+    ApiPath(code): ApiPath<String>,
     query: Result<Query<HistoryQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, AppError> {
     let Query(query) = query.map_err(|e| AppError::BadRequest(e.body_text()))?;

@@ -181,6 +181,12 @@ impl Harness {
         mine
     }
 
+    /// Lets go of a room's actor (it stays in the store): what a long fuzzing run does with
+    /// rooms it is done with.
+    pub fn forget_room(&mut self, code: &str) {
+        self.actors.remove(code);
+    }
+
     /// What reached `user`'s socket while others acted, since the last call.
     pub fn take_delivered(&mut self, user: usize) -> Vec<Value> {
         std::mem::take(&mut self.users[user].delivered)

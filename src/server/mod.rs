@@ -94,6 +94,12 @@ impl Server {
         Ok(Server { state })
     }
 
+    /// The router over this server's state, without a listener: what the fuzz targets send
+    /// requests to directly. Requests must carry a `ConnectInfo<SocketAddr>` extension.
+    pub fn app(&self) -> Router {
+        router(self.state.clone())
+    }
+
     /// The open store. Tests use it to look at (and age) what the server keeps; holding a
     /// clone past the server's stop keeps the database locked.
     pub fn store(&self) -> Store {
