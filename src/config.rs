@@ -23,6 +23,10 @@ pub use oauth::{
     REDACTED,
 };
 
+/// The smallest `http.max_header_bytes` other than 0: the HTTP library reads a request head
+/// into a buffer of at least this size.
+pub const MIN_HEADER_BYTES: usize = 8192;
+
 /// How values set on the command line are named in errors.
 const FLAGS_SOURCE: &str = "command-line flags";
 
@@ -77,6 +81,17 @@ impl StoreConfig {
 pub struct HttpConfig {
     /// Largest accepted request body, in bytes; 0 = no limit.
     pub max_body_bytes: usize,
+    /// Largest request head (request line and headers), in bytes; larger is answered 431 and
+    /// the connection closed. 0 = hearth sets none (hyper's read buffer, about 400 KB, bounds
+    /// it).
+    pub max_header_bytes: usize,
+    /// A client must send its whole request head within this many seconds of starting it (or
+    /// of the previous response, on a kept-alive connection), else the connection is closed:
+    /// slowloris. 0 = no limit.
+    pub header_timeout_secs: u64,
+    /// A request body must arrive within this many seconds, else 408 `request_timeout`.
+    /// 0 = no limit.
+    pub body_timeout_secs: u64,
     /// On SIGTERM/SIGINT, how long in-flight requests may take before the server stops anyway.
     pub shutdown_grace_secs: u64,
 }
@@ -86,14 +101,18 @@ pub struct HttpConfig {
 pub struct AuthConfig {
     /// Whether anyone may create an account over HTTP (`hearth user add` always works).
     pub allow_registration: bool,
-    /// How long a session token stays valid after sign-in.
+    /// How long a session token stays valid after sign-in, however much it is used.
     pub session_ttl_days: u64,
+    /// A session not used for this many days ends; 0 = sessions do not idle out.
+    pub session_idle_days: u64,
     /// Failed logins for one username within `login_window_secs` before 429; 0 disables.
     pub login_max_failures_per_user: u32,
     /// Failed logins from one client address within `login_window_secs` before 429; 0 disables.
     pub login_max_failures_per_ip: u32,
     /// Length of the login-throttling window, in seconds.
     pub login_window_secs: u64,
+    /// Accounts that one client address may try to register per hour (429 beyond); 0 = off.
+    pub registrations_per_ip_per_hour: u32,
     /// Password hashes computed at once (each takes 19 MiB); 0 means one per CPU core.
     pub max_concurrent_hashes: usize,
 }
@@ -113,6 +132,14 @@ pub struct RoomsConfig {
     pub inbox_depth: usize,
     /// Distinct emoji one item can carry.
     pub max_emoji_per_item: usize,
+    /// Rooms one user may create per hour (429 beyond); 0 = off.
+    pub creations_per_user_per_hour: u32,
+    /// Room codes that do not exist one client address may try within
+    /// `unknown_code_window_secs` before it may name only rooms it belongs to (guessing codes
+    /// by brute force); 0 = off.
+    pub unknown_code_max_per_ip: u32,
+    /// The window of `unknown_code_max_per_ip`, in seconds.
+    pub unknown_code_window_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -134,6 +161,11 @@ pub struct WsConfig {
     pub ping_interval_secs: u64,
     /// A socket silent this long (no frame, no pong) is closed with 4408.
     pub idle_timeout_secs: u64,
+    /// Open sockets one user may have at once (further upgrades get 429); 0 = no limit.
+    pub max_sockets_per_user: usize,
+    /// Open sockets one client address may have at once (further upgrades get 429); 0 = no
+    /// limit.
+    pub max_sockets_per_ip: usize,
 }
 
 impl Default for RoomsConfig {
@@ -145,6 +177,9 @@ impl Default for RoomsConfig {
             idle_actor_secs: 60,
             inbox_depth: 1024,
             max_emoji_per_item: 32,
+            creations_per_user_per_hour: 20,
+            unknown_code_max_per_ip: 20,
+            unknown_code_window_secs: 600,
         }
     }
 }
@@ -160,6 +195,8 @@ impl Default for WsConfig {
             flood_close_after: 100,
             ping_interval_secs: 30,
             idle_timeout_secs: 75,
+            max_sockets_per_user: 32,
+            max_sockets_per_ip: 256,
         }
     }
 }
@@ -189,6 +226,9 @@ impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             max_body_bytes: 64 * 1024,
+            max_header_bytes: 16 * 1024,
+            header_timeout_secs: 10,
+            body_timeout_secs: 30,
             shutdown_grace_secs: 10,
         }
     }
@@ -199,9 +239,11 @@ impl Default for AuthConfig {
         AuthConfig {
             allow_registration: true,
             session_ttl_days: 30,
+            session_idle_days: 14,
             login_max_failures_per_user: 10,
             login_max_failures_per_ip: 50,
             login_window_secs: 300,
+            registrations_per_ip_per_hour: 20,
             max_concurrent_hashes: 0,
         }
     }
@@ -345,10 +387,22 @@ impl Config {
             ("ws.write_timeout_secs", self.ws.write_timeout_secs),
             ("ws.ping_interval_secs", self.ws.ping_interval_secs),
             ("ws.idle_timeout_secs", self.ws.idle_timeout_secs),
+            (
+                "rooms.unknown_code_window_secs",
+                self.rooms.unknown_code_window_secs,
+            ),
             ("store.cache_mb", self.store.cache_mb),
         ];
         if let Some((key, _)) = positive.iter().find(|(_, value)| *value == 0) {
             return Err(ConfigError::one(key, source_of(key), "must be at least 1"));
+        }
+        // hyper cannot read a request head into less than its minimum buffer.
+        if self.http.max_header_bytes > 0 && self.http.max_header_bytes < MIN_HEADER_BYTES {
+            return Err(ConfigError::one(
+                "http.max_header_bytes",
+                source_of("http.max_header_bytes"),
+                format!("must be 0 (no limit of hearth's own) or at least {MIN_HEADER_BYTES}"),
+            ));
         }
         if self.ws.rate_per_sec > 0 && self.ws.rate_burst == 0 {
             return Err(ConfigError::one(

@@ -1,9 +1,12 @@
 //! The one error type HTTP handlers return. The client gets a status and a stable
 //! `{"error": {"code", "message"}}`; internal details go to the log only.
 
+use std::time::Duration;
+
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::header::RETRY_AFTER;
+use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -30,6 +33,17 @@ pub enum AppError {
     BadRequest(String),
     #[error("the request body is larger than this server accepts ({0} bytes)")]
     TooLarge(usize),
+    #[error("the request body did not arrive within {0} seconds")]
+    BodyTimeout(u64),
+    /// A limit on how often something may be done was reached.
+    #[error("{message}")]
+    Limited {
+        message: String,
+        retry_after: Duration,
+    },
+    /// A limit on how many sockets may be open at once was reached.
+    #[error("{0}")]
+    TooManySockets(String),
     #[error("no such endpoint")]
     NotFound,
     #[error("requests with the session cookie must come from this server's own pages")]
@@ -48,8 +62,12 @@ impl AppError {
                 AuthError::UsernameTaken => (StatusCode::CONFLICT, "username_taken"),
                 AuthError::RegistrationClosed => (StatusCode::FORBIDDEN, "registration_closed"),
                 AuthError::InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
+                AuthError::WrongPassword => (StatusCode::FORBIDDEN, "wrong_password"),
+                AuthError::NoPassword => (StatusCode::CONFLICT, "no_password"),
                 AuthError::AccountDisabled => (StatusCode::FORBIDDEN, "account_disabled"),
-                AuthError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+                AuthError::RateLimited { .. } | AuthError::TooManyRegistrations { .. } => {
+                    (StatusCode::TOO_MANY_REQUESTS, "rate_limited")
+                }
                 AuthError::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
                 AuthError::UnknownUser(_) => (StatusCode::NOT_FOUND, "unknown_user"),
                 AuthError::Store(_) | AuthError::Internal(_) => {
@@ -84,6 +102,9 @@ impl AppError {
             }
             AppError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             AppError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            AppError::BodyTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
+            AppError::Limited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            AppError::TooManySockets(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_sockets"),
             AppError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             AppError::ForeignOrigin => (StatusCode::FORBIDDEN, "forbidden_origin"),
         }
@@ -101,17 +122,45 @@ impl IntoResponse for AppError {
         };
         let body = json!({ "error": { "code": code, "message": message } });
         let mut response = (status, Json(body)).into_response();
-        if let AppError::Auth(AuthError::RateLimited { retry_after }) = &self {
-            let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+        let retry_after = match &self {
+            AppError::Auth(
+                AuthError::RateLimited { retry_after }
+                | AuthError::TooManyRegistrations { retry_after },
+            )
+            | AppError::Limited { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        };
+        if let Some(retry_after) = retry_after {
             response
                 .headers_mut()
-                .insert(RETRY_AFTER, HeaderValue::from(secs.max(1)));
+                .insert(RETRY_AFTER, HeaderValue::from(retry_secs(retry_after)));
         }
         response
     }
 }
 
-/// `Json<T>` whose rejections are `bad_request` errors in the API's shape.
+/// `Path<T>` whose rejections (a segment that is not UTF-8 once percent-decoded, or not of
+/// the right type) are `bad_request` errors in the API's shape, not axum's plain text.
+pub struct ApiPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for ApiPath<T> {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(value)) => Ok(ApiPath(value)),
+            Err(rejection) => Err(AppError::BadRequest(rejection.body_text())),
+        }
+    }
+}
+
+/// Whole seconds to wait, rounded up, at least 1: the value of a `Retry-After` header.
+pub fn retry_secs(wait: Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
+}
+
+/// `Json<T>` whose rejections are `bad_request` errors in the API's shape, and whose body must
+/// arrive within `http.body_timeout_secs`.
 pub struct ApiJson<T>(pub T);
 
 impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
@@ -119,7 +168,14 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, AppError> {
         let limit = state.config.http.max_body_bytes;
-        match Json::<T>::from_request(req, state).await {
+        let read = Json::<T>::from_request(req, state);
+        let outcome = match state.config.http.body_timeout_secs {
+            0 => read.await,
+            secs => tokio::time::timeout(Duration::from_secs(secs), read)
+                .await
+                .map_err(|_| AppError::BodyTimeout(secs))?,
+        };
+        match outcome {
             Ok(Json(value)) => Ok(ApiJson(value)),
             Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                 Err(AppError::TooLarge(limit))

@@ -18,6 +18,8 @@
 //! - [`ws`]: the `/ws` endpoint: frames, one read and one write task per socket, limits.
 //! - [`api`]: the JSON API under `/api`.
 //! - [`web`]: the embedded web UI (rust-embed) with its client-route fallback.
+//! - [`limits`]: abuse limits shared by HTTP and the socket: room creations per user, unknown
+//!   room codes per client address, open sockets per user and per address.
 //! - [`error`]: [`error::AppError`], the single error type HTTP handlers answer with.
 //! - [`server`]: shared state, the router, and [`run`], the entry point that binaries and tests
 //!   call with a bound listener and a shutdown future.
@@ -34,6 +36,7 @@ pub mod backup;
 pub mod bots;
 pub mod config;
 pub mod error;
+pub mod limits;
 pub mod oauth;
 pub mod rooms;
 pub mod server;

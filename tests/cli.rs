@@ -99,6 +99,20 @@ fn bad_values_exit_2_and_name_the_key() {
         ),
         ("colour = \"blue\"\n", &[], &[], "colour", "config file"),
         (
+            "[http]\nmax_header_bytes = 1000\n",
+            &[],
+            &[],
+            "http.max_header_bytes",
+            "config file",
+        ),
+        (
+            "",
+            &[("HEARTH_ROOMS__UNKNOWN_CODE_WINDOW_SECS", "0")],
+            &[],
+            "rooms.unknown_code_window_secs",
+            "HEARTH_ROOMS__UNKNOWN_CODE_WINDOW_SECS",
+        ),
+        (
             "",
             &[("HEARTH_BIND", "127.0.0.1:70000")],
             &[],

@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use common::ws::{create_room, http_get, num, WsClient};
-use common::{code, TestServer};
+use common::{client, code, TestServer};
 use serde_json::{json, Value};
 
 const ALPHABET: &str = "ABCDEFGHJKMNPQRSTUVWXYZ23456789";
@@ -75,7 +75,8 @@ fn seqs(messages: &Value) -> Vec<u64> {
 
 #[tokio::test]
 async fn creating_rooms_and_the_name_rules() {
-    let server = TestServer::start().await;
+    // Many rooms by one user: the hourly cap (tests/abuse_limits.rs) is not what this is about.
+    let server = TestServer::start_with(|c| c.rooms.creations_per_user_per_hour = 0).await;
     let alice = server.register("Alice").await;
 
     let before = now_ms();
@@ -366,5 +367,41 @@ async fn history_pages_with_before_and_limit() {
             "{args}"
         );
         assert_eq!(answer["more"], more, "{args}");
+    }
+}
+
+/// Found by fuzzing (fuzz/fuzz_targets/http_bodies.rs): a path segment that is not UTF-8 once
+/// percent-decoded got axum's plain-text 400. It is a `bad_request` in the API's shape, and on
+/// the provider routes the page for an unknown provider.
+#[tokio::test]
+async fn undecodable_path_segments_get_errors_in_the_api_shape() {
+    let server = TestServer::start().await;
+    let token = server.register("pat").await;
+    for path in [
+        "/api/rooms/S;%AFh%bcode",
+        "/api/rooms/%FF",
+        "/api/rooms/%FF/messages",
+    ] {
+        let (status, body) = server.get(path, Some(&token)).await;
+        assert_eq!(
+            (status.as_u16(), code(&body)),
+            (400, "bad_request"),
+            "{path}: {body}"
+        );
+        assert!(body["error"]["message"].is_string(), "{path}");
+    }
+    let (status, body) = server
+        .post("/api/auth/providers/%FF/unlink", json!({}), Some(&token))
+        .await;
+    assert_eq!(
+        (status.as_u16(), code(&body)),
+        (400, "bad_request"),
+        "{body}"
+    );
+    for path in ["/auth/%FF/start", "/auth/%FF/callback?code=x&state=y"] {
+        let response = client().get(server.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), 404, "{path}");
+        let page = response.text().await.unwrap();
+        assert!(page.contains("Unknown sign-in provider"), "{path}: {page}");
     }
 }

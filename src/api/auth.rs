@@ -1,6 +1,6 @@
 //! Register, login, logout, me, the list of sign-in providers, and my provider identities.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::header::SET_COOKIE;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::auth::extract::{session_cookie, ClientIp, CurrentUser};
 use crate::auth::{NewSession, PublicUser};
-use crate::error::{ApiJson, AppError};
+use crate::error::{ApiJson, ApiPath, AppError};
 use crate::server::AppState;
 use crate::ws::conn::SESSION_ENDED;
 
@@ -20,11 +20,21 @@ pub struct Credentials {
     password: String,
 }
 
+#[derive(Deserialize)]
+pub struct PasswordChange {
+    current_password: String,
+    new_password: String,
+}
+
 pub async fn register(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     ApiJson(body): ApiJson<Credentials>,
 ) -> Result<Response, AppError> {
-    let session = state.auth.register(&body.username, body.password).await?;
+    let session = state
+        .auth
+        .register(&body.username, body.password, ip)
+        .await?;
     Ok(signed_in(&state, StatusCode::CREATED, session))
 }
 
@@ -37,6 +47,8 @@ pub async fn login(
     Ok(signed_in(&state, StatusCode::OK, session))
 }
 
+/// Signs out everywhere: every session of the user ends and every socket of theirs closes
+/// with 4401.
 pub async fn logout(
     State(state): State<AppState>,
     current: CurrentUser,
@@ -46,10 +58,28 @@ pub async fn logout(
     let user = current.auth.user.id;
     state
         .connections
-        .close_session(user, &current.auth.token_hash, code, reason);
+        .close_user_except(user, None, code, reason);
     let mut response = StatusCode::NO_CONTENT.into_response();
     set_cookie(&state, &mut response, "", 0);
     Ok(response)
+}
+
+/// Changes my password; every other session of mine ends and its sockets close with 4401.
+pub async fn change_password(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    ApiJson(body): ApiJson<PasswordChange>,
+) -> Result<StatusCode, AppError> {
+    state
+        .auth
+        .change_password(&current.auth, body.current_password, body.new_password)
+        .await?;
+    let (code, reason) = SESSION_ENDED;
+    let (user, keep) = (current.auth.user.id, &current.auth.token_hash);
+    state
+        .connections
+        .close_user_except(user, Some(keep), code, reason);
+    Ok(StatusCode::NO_CONTENT)
 }
 
 pub async fn me(current: CurrentUser) -> Json<serde_json::Value> {
@@ -89,7 +119,7 @@ pub async fn identities(
 /// Unlinks my identity at a provider, unless it is my last way to sign in.
 pub async fn unlink(
     State(state): State<AppState>,
-    Path(provider): Path<String>,
+    ApiPath(provider): ApiPath<String>,
     current: CurrentUser,
 ) -> Result<StatusCode, AppError> {
     state.oauth.unlink(current.auth.user.id, &provider).await?;

@@ -14,6 +14,7 @@ pub fn router() -> Router<AppState> {
         .route("/auth/register", post(auth::register))
         .route("/auth/login", post(auth::login))
         .route("/auth/logout", post(auth::logout))
+        .route("/auth/password", post(auth::change_password))
         .route("/auth/providers", get(auth::providers))
         .route("/auth/providers/{provider}/unlink", post(auth::unlink))
         .route("/me", get(auth::me))

@@ -1,16 +1,17 @@
 //! Rooms over HTTP: create, list mine, one room with its members, history pages.
 
 use std::collections::HashSet;
+use std::net::IpAddr;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
-use crate::auth::extract::CurrentUser;
-use crate::error::{ApiJson, AppError};
+use crate::auth::extract::{ClientIp, CurrentUser};
+use crate::error::{ApiJson, ApiPath, AppError};
 use crate::rooms::history_limit;
 use crate::rooms::view::{MemberView, RoomView};
 use crate::rooms::{code, create, RoomCommand, RoomError};
@@ -28,7 +29,15 @@ pub async fn create(
     ApiJson(body): ApiJson<NewRoom>,
 ) -> Result<(StatusCode, Json<Value>), AppError> {
     let max = state.config.rooms.max_name_chars;
-    let room = create::create_room(&state.store, &current.auth.user, &body.name, max).await?;
+    let user = &current.auth.user;
+    state.limits.create_room(user.id)?;
+    let room = match create::create_room(&state.store, user, &body.name, max).await {
+        Ok(room) => room,
+        Err(e) => {
+            state.limits.creation_failed(user.id);
+            return Err(e.into());
+        }
+    };
     Ok((
         StatusCode::CREATED,
         Json(json!({ "room": RoomView::from(&room) })),
@@ -51,9 +60,10 @@ pub async fn mine(
 pub async fn one(
     State(state): State<AppState>,
     current: CurrentUser,
-    Path(code): Path<String>,
+    ClientIp(ip): ClientIp,
+    ApiPath(code): ApiPath<String>,
 ) -> Result<Json<Value>, AppError> {
-    let room = member_room(&state, &current, &code)?;
+    let room = member_room(&state, &current, ip, &code)?;
     let online = online_members(&state, &room.code).await;
     let mut members = state.store.members(&room.code)?;
     members.sort_by_key(|(_, m)| m.since);
@@ -80,25 +90,39 @@ pub struct HistoryQuery {
 pub async fn messages(
     State(state): State<AppState>,
     current: CurrentUser,
-    Path(code): Path<String>,
+    ClientIp(ip): ClientIp,
+    ApiPath(code): ApiPath<String>,
     query: Result<Query<HistoryQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, AppError> {
     let Query(query) = query.map_err(|e| AppError::BadRequest(e.body_text()))?;
-    let room = member_room(&state, &current, &code)?;
+    let room = member_room(&state, &current, ip, &code)?;
     let limit = history_limit(query.limit)?;
     let page = state.store.items_before(&room.code, query.before, limit)?;
     Ok(Json(json!({ "messages": page.items, "more": page.more })))
 }
 
-/// The room, if it exists and the caller is a member.
+/// The room, if it exists and the caller is a member. Codes that do not exist count against
+/// the client's address (see [`crate::limits`]).
 fn member_room(
     state: &AppState,
     current: &CurrentUser,
+    ip: IpAddr,
     code: &str,
 ) -> Result<RoomRecord, AppError> {
-    let code = code::normalize(code).ok_or(RoomError::UnknownRoom)?;
-    let room = state.store.room(&code)?.ok_or(RoomError::UnknownRoom)?;
-    if !state.store.is_member(&code, current.auth.user.id)? {
+    let user = current.auth.user.id;
+    let code = code::normalize(code);
+    state
+        .limits
+        .name_room(&state.store, ip, user, code.as_deref())?;
+    let room = match &code {
+        Some(code) => state.store.room(code)?,
+        None => None,
+    };
+    let Some(room) = room else {
+        state.limits.unknown_code(ip);
+        return Err(RoomError::UnknownRoom.into());
+    };
+    if !state.store.is_member(&room.code, user)? {
         return Err(RoomError::NotMember.into());
     }
     Ok(room)

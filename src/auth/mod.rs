@@ -25,6 +25,10 @@ use password::Hasher;
 use throttle::Throttle;
 use token::TokenHash;
 
+/// How stale a session's `last_seen_at` may get before a use writes it again: a session in
+/// steady use costs one small write per this interval, not one per request.
+pub const TOUCH_EVERY: Duration = Duration::from_secs(5 * 60);
+
 pub const USERNAME_MIN: usize = 3;
 pub const USERNAME_MAX: usize = 32;
 
@@ -40,10 +44,19 @@ pub enum AuthError {
     RegistrationClosed,
     #[error("wrong username or password")]
     InvalidCredentials,
+    #[error("the current password is wrong")]
+    WrongPassword,
+    #[error(
+        "this account signs in through a provider and has no password to change; an \
+         administrator can give it one with `hearth user passwd`"
+    )]
+    NoPassword,
     #[error("this account is disabled")]
     AccountDisabled,
     #[error("too many failed sign-ins; try again later")]
     RateLimited { retry_after: Duration },
+    #[error("too many accounts registered from your address; try again later")]
+    TooManyRegistrations { retry_after: Duration },
     #[error("sign in first")]
     Unauthenticated,
     #[error("no user named {0}")]
@@ -84,10 +97,21 @@ impl From<&UserRecord> for PublicUser {
 }
 
 /// A signed-in user and the session that proves it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Authenticated {
     pub user: UserRecord,
     pub token_hash: TokenHash,
+}
+
+/// Names the user only: neither the session's hash nor the password hash ever reaches a log
+/// through a `{:?}`.
+impl std::fmt::Debug for Authenticated {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticated")
+            .field("user_id", &self.user.id)
+            .field("username", &self.user.username)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A freshly started session: the token goes to the client once and is never stored.
@@ -120,6 +144,7 @@ pub struct AuthService {
     hasher: Hasher,
     by_username: Throttle,
     by_ip: Throttle,
+    registrations: Throttle,
 }
 
 impl AuthService {
@@ -129,24 +154,42 @@ impl AuthService {
             hasher: Hasher::new(config.max_concurrent_hashes),
             by_username: Throttle::new(config.login_max_failures_per_user, window),
             by_ip: Throttle::new(config.login_max_failures_per_ip, window),
+            registrations: Throttle::new(
+                config.registrations_per_ip_per_hour,
+                Duration::from_secs(3600),
+            ),
             store,
             config,
         }
     }
 
+    /// Absolute session lifetime.
     pub fn session_ttl(&self) -> Duration {
         Duration::from_secs(self.config.session_ttl_days * 24 * 3600)
     }
 
-    /// Creates a password account and signs it in.
+    /// How long a session may go unused; `None` when sessions do not idle out.
+    pub fn session_idle(&self) -> Option<Duration> {
+        match self.config.session_idle_days {
+            0 => None,
+            days => Some(Duration::from_secs(days * 24 * 3600)),
+        }
+    }
+
+    /// Creates a password account and signs it in. Every try counts against the client's
+    /// address (`auth.registrations_per_ip_per_hour`).
     pub async fn register(
         &self,
         username: &str,
         password: String,
+        client: IpAddr,
     ) -> Result<NewSession, AuthError> {
         if !self.config.allow_registration {
             return Err(AuthError::RegistrationClosed);
         }
+        self.registrations
+            .try_take(&throttle::ip_key(client))
+            .map_err(|retry_after| AuthError::TooManyRegistrations { retry_after })?;
         let user = self.create_password_user(username, password).await?;
         self.start_session(user).await
     }
@@ -183,7 +226,7 @@ impl AuthService {
         client: IpAddr,
     ) -> Result<NewSession, AuthError> {
         let name_key = username.trim().to_lowercase();
-        let ip_key = client.to_string();
+        let ip_key = throttle::ip_key(client);
         for (throttle, key) in [(&self.by_username, &name_key), (&self.by_ip, &ip_key)] {
             if let Err(retry_after) = throttle.check(key) {
                 metrics::counter!("hearth_logins_total", "outcome" => "throttled").increment(1);
@@ -196,8 +239,8 @@ impl AuthService {
         };
         let stored = user.as_ref().and_then(|u| u.password_hash.clone());
         if !self.hasher.verify(password, stored).await? {
-            self.by_username.record_failure(&name_key);
-            self.by_ip.record_failure(&ip_key);
+            self.by_username.record(&name_key);
+            self.by_ip.record(&ip_key);
             metrics::counter!("hearth_logins_total", "outcome" => "failed").increment(1);
             return Err(AuthError::InvalidCredentials);
         }
@@ -221,6 +264,7 @@ impl AuthService {
             user_id: user.id,
             created_at: now,
             expires_at,
+            last_seen_at: now,
         };
         self.store.insert_session(&token::hash(&token), &session)?;
         self.store.commit().await?;
@@ -231,26 +275,86 @@ impl AuthService {
         })
     }
 
-    /// Resolves a presented token to its user; expired sessions and disabled users fail.
+    /// Resolves a presented token to its user. A session past its absolute end, or unused
+    /// for longer than the idle limit, is deleted and fails, as does a disabled user's.
     pub fn authenticate(&self, token: &str) -> Result<Authenticated, AuthError> {
-        let token_hash = token::hash(token);
+        self.authenticate_hash(token::hash(token))
+    }
+
+    /// [`AuthService::authenticate`] for a session known by its hash (a socket rechecking
+    /// the session it was opened with). A use marks the session as seen, at most once per
+    /// [`TOUCH_EVERY`].
+    pub fn authenticate_hash(&self, token_hash: TokenHash) -> Result<Authenticated, AuthError> {
         let Some(session) = self.store.session(&token_hash)? else {
             return Err(AuthError::Unauthenticated);
         };
-        if session.expires_at <= now_ms() {
+        let now = now_ms();
+        let idle_out = self
+            .session_idle()
+            .is_some_and(|idle| session.last_seen() + idle.as_millis() as u64 <= now);
+        if session.expires_at <= now || idle_out {
             self.store.delete_session(&token_hash)?;
             return Err(AuthError::Unauthenticated);
         }
-        match self.store.user_by_id(session.user_id)? {
-            Some(user) if !user.disabled => Ok(Authenticated { user, token_hash }),
-            _ => Err(AuthError::Unauthenticated),
+        let user = match self.store.user_by_id(session.user_id)? {
+            Some(user) if !user.disabled => user,
+            _ => return Err(AuthError::Unauthenticated),
+        };
+        if session.last_seen() + TOUCH_EVERY.as_millis() as u64 <= now {
+            let seen = SessionRecord {
+                last_seen_at: now,
+                ..session.clone()
+            };
+            // Not committed: losing a touch to a crash costs at most one interval of idleness.
+            // A session revoked since it was read is not brought back.
+            if !self.store.touch_session(&token_hash, &session, &seen)? {
+                return Err(AuthError::Unauthenticated);
+            }
         }
+        Ok(Authenticated { user, token_hash })
     }
 
-    pub async fn logout(&self, session: &Authenticated) -> Result<(), AuthError> {
-        self.store.delete_session(&session.token_hash)?;
+    /// Signs the user out everywhere: every session of theirs ends (the caller closes their
+    /// sockets).
+    pub async fn logout(&self, session: &Authenticated) -> Result<usize, AuthError> {
+        let ended = self.store.delete_user_sessions(session.user.id)?;
         self.store.commit().await?;
-        Ok(())
+        Ok(ended)
+    }
+
+    /// Changes the signed-in user's password after checking the current one, and ends every
+    /// other session of theirs (the caller closes their sockets); this one goes on. Wrong
+    /// guesses count against the username like failed logins.
+    pub async fn change_password(
+        &self,
+        session: &Authenticated,
+        current: String,
+        new: String,
+    ) -> Result<usize, AuthError> {
+        let name_key = session.user.username.clone();
+        if let Err(retry_after) = self.by_username.check(&name_key) {
+            return Err(AuthError::RateLimited { retry_after });
+        }
+        // The record as it is now, not as it was when the request was authenticated.
+        let mut user = self
+            .store
+            .user_by_id(session.user.id)?
+            .ok_or(AuthError::Unauthenticated)?;
+        let Some(stored) = user.password_hash.clone() else {
+            return Err(AuthError::NoPassword);
+        };
+        if !self.hasher.verify(current, Some(stored)).await? {
+            self.by_username.record(&name_key);
+            return Err(AuthError::WrongPassword);
+        }
+        password::check_password_rules(&new)?;
+        user.password_hash = Some(self.hasher.hash(new).await?);
+        self.store.update_user(&user)?;
+        let ended = self
+            .store
+            .delete_user_sessions_except(user.id, Some(&session.token_hash))?;
+        self.store.commit().await?;
+        Ok(ended)
     }
 
     /// Sets a new password and revokes every session of the user.

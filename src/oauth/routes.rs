@@ -2,6 +2,7 @@
 //! provider with a flow cookie; `GET /auth/{provider}/callback` checks the cookie against the
 //! `state` that came back, exchanges the code and signs in (or links) with a 302.
 
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::header::{CACHE_CONTROL, LOCATION, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -76,10 +77,12 @@ fn redirect(to: &str) -> Result<Response, OAuthError> {
 
 async fn start(
     State(state): State<AppState>,
-    Path(provider): Path<String>,
+    provider: Result<Path<String>, PathRejection>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
+    // A name that is not even UTF-8 names no provider of ours.
+    let provider = provider.map(|Path(p)| p).unwrap_or_default();
     let outcome = async {
         let provider = state.oauth.provider(&provider)?;
         let next = params(query.as_deref())
@@ -104,10 +107,11 @@ async fn start(
 
 async fn callback(
     State(state): State<AppState>,
-    Path(provider): Path<String>,
+    provider: Result<Path<String>, PathRejection>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
+    let provider = provider.map(|Path(p)| p).unwrap_or_default();
     let name = provider.clone();
     let outcome = async {
         let provider = state.oauth.provider(&provider)?;

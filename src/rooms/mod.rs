@@ -8,6 +8,8 @@
 //! - [`handlers`]: what each command does to a room.
 //! - [`bots`]: slash-commands: /help, queuing a plugin's command, posting a bot's answer.
 //! - [`create`]: creating a room, the one write that happens outside an actor.
+//! - `harness` (tests and the fuzz targets only): the room logic driven without sockets or
+//!   tasks, with the rooms' invariants checked after every step.
 //!
 //! An actor's inputs ([`RoomCommand`]) and outputs (frames pushed to [`ConnHandle`]s) are plain
 //! messages, so moving rooms across machines would be a change of transport.
@@ -17,6 +19,9 @@ mod bots;
 pub mod code;
 pub mod create;
 mod handlers;
+#[cfg(any(test, feature = "harness"))]
+#[doc(hidden)]
+pub mod harness;
 pub mod registry;
 pub mod view;
 

@@ -28,7 +28,19 @@ pub struct UserRecord {
 pub struct SessionRecord {
     pub user_id: u64,
     pub created_at: u64,
+    /// The absolute end: sign-in time plus `auth.session_ttl_days`.
     pub expires_at: u64,
+    /// When the session was last used (coarsely: see `AuthService::authenticate`); 0 in
+    /// records written before idle expiry existed, which count from `created_at`.
+    #[serde(default)]
+    pub last_seen_at: u64,
+}
+
+impl SessionRecord {
+    /// When the session was last known to be in use.
+    pub fn last_seen(&self) -> u64 {
+        self.last_seen_at.max(self.created_at)
+    }
 }
 
 /// The outcome of trying to claim a username.
@@ -154,6 +166,21 @@ impl Store {
             .transpose()
     }
 
+    /// Replaces a session record with `new` only if it still is `old`: a session revoked
+    /// meanwhile stays revoked. Answers whether it was replaced.
+    pub fn touch_session(
+        &self,
+        token_hash: &[u8],
+        old: &SessionRecord,
+        new: &SessionRecord,
+    ) -> Result<bool> {
+        let _writing = self.writing();
+        let swapped =
+            self.sessions
+                .compare_and_swap(token_hash, Some(encode(old)), Some(encode(new)))?;
+        Ok(swapped.is_ok())
+    }
+
     pub fn delete_session(&self, token_hash: &[u8]) -> Result<()> {
         let _writing = self.writing();
         if let Some(session) = self.session(token_hash)? {
@@ -166,10 +193,18 @@ impl Store {
 
     /// Revokes every session of a user; answers how many there were.
     pub fn delete_user_sessions(&self, user_id: u64) -> Result<usize> {
+        self.delete_user_sessions_except(user_id, None)
+    }
+
+    /// Revokes every session of a user but `keep`; answers how many were revoked.
+    pub fn delete_user_sessions_except(&self, user_id: u64, keep: Option<&[u8]>) -> Result<usize> {
         let _writing = self.writing();
         let mut count = 0;
         for entry in self.user_sessions.scan_prefix(user_key(user_id)) {
             let (key, _) = entry?;
+            if keep.is_some_and(|keep| keep == &key[8..]) {
+                continue;
+            }
             self.sessions.remove(&key[8..])?;
             self.user_sessions.remove(&key)?;
             count += 1;
@@ -207,11 +242,30 @@ mod tests {
             user_id: alice.id,
             created_at: 1,
             expires_at: 2,
+            last_seen_at: 1,
         };
         store.insert_session(b"h1", &session).unwrap();
         store.insert_session(b"h2", &session).unwrap();
-        assert_eq!(store.session(b"h1").unwrap(), Some(session));
-        assert_eq!(store.delete_user_sessions(alice.id).unwrap(), 2);
+        store.insert_session(b"h3", &session).unwrap();
+        assert_eq!(store.session(b"h1").unwrap(), Some(session.clone()));
+        assert_eq!(
+            store
+                .delete_user_sessions_except(alice.id, Some(b"h3"))
+                .unwrap(),
+            2
+        );
         assert_eq!(store.session(b"h2").unwrap(), None);
+        assert_eq!(store.session(b"h3").unwrap(), Some(session.clone()));
+
+        // A touch replaces only the record it read: a revoked session stays revoked.
+        let touched = SessionRecord {
+            last_seen_at: 2,
+            ..session.clone()
+        };
+        assert!(store.touch_session(b"h3", &session, &touched).unwrap());
+        assert!(!store.touch_session(b"h3", &session, &touched).unwrap());
+        assert_eq!(store.delete_user_sessions(alice.id).unwrap(), 1);
+        assert!(!store.touch_session(b"h3", &touched, &session).unwrap());
+        assert_eq!(store.session(b"h3").unwrap(), None);
     }
 }

@@ -2,6 +2,7 @@
 //! write task that drains the socket's queue, coalescing frames into few flushes.
 
 use std::collections::HashSet;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
@@ -10,12 +11,12 @@ use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
-use super::frames::{self, ClientFrame, ServerFrame};
+use super::frames::{self, ServerFrame};
 use super::limits::{RateLimit, Verdict};
 use super::outbox::{ConnHandle, SLOW_CONSUMER};
-use crate::auth::Authenticated;
+use crate::auth::{AuthError, Authenticated};
 use crate::config::WsConfig;
-use crate::rooms::{code, Action, Caller, Request, RoomCommand};
+use crate::rooms::{code, Action, Caller, Request, RoomCommand, RoomError};
 use crate::server::AppState;
 
 /// Frames written per flush at most.
@@ -31,7 +32,7 @@ const TOO_BIG: (u16, &str) = (1009, "frame too large");
 const FLOODING: (u16, &str) = (1008, "flooding");
 const PROTOCOL_ERROR: (u16, &str) = (1002, "protocol error");
 
-pub async fn serve(socket: WebSocket, state: AppState, auth: Authenticated) {
+pub async fn serve(socket: WebSocket, state: AppState, auth: Authenticated, ip: IpAddr) {
     let config = state.config.ws.clone();
     let (sink, stream) = socket.split();
     let (outbox, queue) = mpsc::channel(config.outbound_queue);
@@ -48,7 +49,7 @@ pub async fn serve(socket: WebSocket, state: AppState, auth: Authenticated) {
         username: auth.user.username,
         display_name: auth.user.display_name,
     };
-    let (rooms, mut stream) = read_loop(stream, &conn, &state, caller).await;
+    let (rooms, mut stream) = read_loop(stream, &conn, &state, caller, ip).await;
     state.connections.remove(&conn);
     for code in rooms {
         let command = RoomCommand::Unsubscribe {
@@ -78,6 +79,7 @@ async fn read_loop(
     conn: &ConnHandle,
     state: &AppState,
     caller: Caller,
+    ip: IpAddr,
 ) -> (HashSet<String>, SplitStream<WebSocket>) {
     let config = &state.config.ws;
     let mut rooms = HashSet::new();
@@ -87,6 +89,13 @@ async fn read_loop(
         config.flood_close_after,
     );
     let silence = Duration::from_secs(config.idle_timeout_secs);
+    // The session the socket was opened with is checked again as often as the server pings:
+    // one that expired or was revoked closes the socket (4401), one that is valid counts as
+    // in use (idle expiry).
+    let recheck = Duration::from_secs(config.ping_interval_secs);
+    let mut session_check =
+        tokio::time::interval_at(tokio::time::Instant::now() + recheck, recheck);
+    session_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // These live across frames rather than being made anew for each one.
     let silent = tokio::time::sleep(silence);
     let closing = conn.closing();
@@ -105,6 +114,19 @@ async fn read_loop(
                 conn.close(IDLE.0, IDLE.1);
                 break;
             }
+            _ = session_check.tick() => {
+                match state.auth.authenticate_hash(*conn.session()) {
+                    Ok(_) => continue,
+                    Err(AuthError::Unauthenticated) => {
+                        conn.close(SESSION_ENDED.0, SESSION_ENDED.1);
+                        break;
+                    }
+                    Err(error) => {
+                        tracing::warn!(error = %error, "cannot recheck a socket's session");
+                        continue;
+                    }
+                }
+            }
         };
         let message = match message {
             Some(Ok(message)) => message,
@@ -122,7 +144,8 @@ async fn read_loop(
         silent.as_mut().reset(tokio::time::Instant::now() + silence);
         match message {
             Message::Text(text) => {
-                if let Some(code) = handle_text(&text, conn, state, &caller, &mut limit).await {
+                let from = (&caller, ip);
+                if let Some(code) = handle_text(&text, conn, state, from, &mut limit).await {
                     rooms.insert(code);
                 }
             }
@@ -150,7 +173,7 @@ async fn handle_text(
     text: &str,
     conn: &ConnHandle,
     state: &AppState,
-    caller: &Caller,
+    (caller, ip): (&Caller, IpAddr),
     limit: &mut RateLimit,
 ) -> Option<String> {
     match limit.check(Instant::now()) {
@@ -175,7 +198,21 @@ async fn handle_text(
         }
     };
     let reference = envelope.reference;
-    let Some(code) = code::normalize(envelope.frame.room()) else {
+    let code = code::normalize(envelope.frame.room());
+    if let Err(refusal) = state
+        .limits
+        .name_room(&state.store, ip, caller.id, code.as_deref())
+    {
+        reply_error(
+            conn,
+            reference.as_deref(),
+            "rate_limited",
+            &refusal.message(),
+        );
+        return None;
+    }
+    let Some(code) = code else {
+        state.limits.unknown_code(ip);
         reply_error(
             conn,
             reference.as_deref(),
@@ -184,7 +221,7 @@ async fn handle_text(
         );
         return None;
     };
-    let action = action_of(envelope.frame);
+    let action = envelope.frame.into_action();
     let joining = matches!(action, Action::Join { .. });
     let request = Request {
         conn: conn.clone(),
@@ -198,6 +235,9 @@ async fn handle_text(
     {
         Ok(()) => joining.then_some(code),
         Err(error) => {
+            if matches!(error, RoomError::UnknownRoom) {
+                state.limits.unknown_code(ip);
+            }
             reply_error(
                 conn,
                 reference.as_deref(),
@@ -206,20 +246,6 @@ async fn handle_text(
             );
             None
         }
-    }
-}
-
-fn action_of(frame: ClientFrame) -> Action {
-    match frame {
-        ClientFrame::Join { since, .. } => Action::Join { since },
-        ClientFrame::Leave { .. } => Action::Leave,
-        ClientFrame::Send { text, .. } => Action::Send { text },
-        ClientFrame::History { before, limit, .. } => Action::History { before, limit },
-        ClientFrame::React { seq, emoji, on, .. } => Action::React { seq, emoji, on },
-        ClientFrame::Typing { .. } => Action::Typing,
-        ClientFrame::Kick { user, .. } => Action::Kick { user },
-        ClientFrame::Unban { user, .. } => Action::Unban { user },
-        ClientFrame::TransferHost { user, .. } => Action::TransferHost { user },
     }
 }
 

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::rooms::view::{MemberView, RoomView};
+use crate::rooms::Action;
 use crate::store::rooms::Item;
 
 pub const MAX_REF_CHARS: usize = 64;
@@ -63,6 +64,21 @@ pub enum ClientFrame {
 }
 
 impl ClientFrame {
+    /// What the frame asks of its room.
+    pub fn into_action(self) -> Action {
+        match self {
+            ClientFrame::Join { since, .. } => Action::Join { since },
+            ClientFrame::Leave { .. } => Action::Leave,
+            ClientFrame::Send { text, .. } => Action::Send { text },
+            ClientFrame::History { before, limit, .. } => Action::History { before, limit },
+            ClientFrame::React { seq, emoji, on, .. } => Action::React { seq, emoji, on },
+            ClientFrame::Typing { .. } => Action::Typing,
+            ClientFrame::Kick { user, .. } => Action::Kick { user },
+            ClientFrame::Unban { user, .. } => Action::Unban { user },
+            ClientFrame::TransferHost { user, .. } => Action::TransferHost { user },
+        }
+    }
+
     pub fn room(&self) -> &str {
         match self {
             ClientFrame::Join { room, .. }
@@ -102,17 +118,27 @@ impl FrameError {
 }
 
 /// What every answer needs from a frame: its `ref`, and its `type`, checked to be a string
-/// (serde would otherwise take an integer tag as a variant index).
+/// (serde would otherwise take an integer tag as a variant index). The `type` is looked at
+/// as raw JSON, not decoded: a string that cannot be decoded (a lone surrogate escape, which
+/// JSON allows) is still a string, and the frame still gets its `ref` back with the error.
 #[derive(Deserialize)]
-struct Head {
-    #[serde(rename = "type", default)]
-    kind: Option<serde_json::Value>,
+struct Head<'a> {
+    #[serde(rename = "type", default, borrow)]
+    kind: Option<&'a serde_json::value::RawValue>,
     #[serde(rename = "ref", default)]
     reference: Option<String>,
 }
 
 /// Parses one text frame.
 pub fn parse(text: &str) -> Result<Envelope, FrameError> {
+    // serde reads a struct from a JSON array too (its fields in order): `[null, "r1"]` would
+    // pass for a frame with a `ref`. Only objects are frames.
+    if !text
+        .trim_start_matches([' ', '\t', '\n', '\r'])
+        .starts_with('{')
+    {
+        return Err(FrameError::Malformed("a frame is a JSON object".into()));
+    }
     let head: Head =
         serde_json::from_str(text).map_err(|e| FrameError::Malformed(e.to_string()))?;
     if head
@@ -124,7 +150,7 @@ pub fn parse(text: &str) -> Result<Envelope, FrameError> {
             "`ref` may have at most {MAX_REF_CHARS} characters"
         )));
     }
-    if !matches!(head.kind, Some(serde_json::Value::String(_))) {
+    if !head.kind.is_some_and(|kind| kind.get().starts_with('"')) {
         return Err(FrameError::Invalid {
             reference: head.reference,
             detail: "every frame needs a string \"type\"".into(),
@@ -264,16 +290,60 @@ mod tests {
             (r#"{"room":"r","ref":"d"}"#, Some("d")),
             (r#"{"type":"send","ref":7}"#, None),
             ("{", None),
+            // Found by fuzzing: arrays are not frames, whatever serde would make of them.
+            ("[]", None),
+            (r#"[null, "r1"]"#, None),
+            (r#"["join", "r1"]"#, None),
+            (r#" {"type":"fly","ref":"e"}"#, Some("e")),
         ];
         for (text, reference) in cases {
             let error = parse(text).expect_err(text);
             assert_eq!(error.reference(), reference, "{text}");
+            if text.starts_with('[') {
+                assert!(matches!(error, FrameError::Malformed(_)), "{text}");
+            }
         }
         let long_ref = format!(
             r#"{{"type":"typing","room":"r","ref":"{}"}}"#,
             "x".repeat(65)
         );
         assert!(matches!(parse(&long_ref), Err(FrameError::Malformed(_))));
+    }
+
+    /// Found by fuzzing (fuzz/fuzz_targets/client_frame.rs). JSON's grammar allows any
+    /// `\uXXXX` escape, a lone surrogate included, though no Rust string can hold one. In a
+    /// field the frame does not need, the frame is still a JSON object with a good `ref`: the
+    /// answer carries it, with `bad_request`: a frame holding a string hearth cannot hold is
+    /// wrong wherever the string is. In the `ref` itself, there is no `ref` to give back.
+    #[test]
+    fn lone_surrogates_are_json_and_keep_the_ref() {
+        let cases = [
+            (
+                r#"{"typ*":"react","room":"K7MP2X","se-":32,"emoji":"\ud83dLudc4d","on":true,"ref":"r1"}"#,
+                Some("r1"),
+            ),
+            (
+                r#"{"type":"send","room":"K7MP2X","text":"\ud800","ref":"r2"}"#,
+                Some("r2"),
+            ),
+            (r#"{"type":"typing","room":"K7MP2X","ref":"\udc00"}"#, None),
+            (
+                r#"{"type":"ree\ud82d2udc4d","on":true,"ref":"r4"}"#,
+                Some("r4"),
+            ),
+        ];
+        for (text, reference) in cases {
+            let error = parse(text).expect_err(text);
+            assert_eq!(error.reference(), reference, "{text}");
+            assert_eq!(
+                matches!(error, FrameError::Invalid { .. }),
+                reference.is_some(),
+                "{text}"
+            );
+        }
+        // Even in a field nobody reads, a string hearth cannot hold makes the frame wrong.
+        let extra = r#"{"type":"typing","room":"K7MP2X","extra":"\ud800","ref":"r3"}"#;
+        assert_eq!(parse(extra).expect_err(extra).reference(), Some("r3"));
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! Every open socket by user, so that a kick reaches all of a user's sockets and a logout can
-//! close the sockets of one session.
+//! Every open socket by user, so that a kick reaches all of a user's sockets and the end of
+//! sessions (logout, a password change) closes the sockets opened with them.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -41,10 +41,19 @@ impl Connections {
         by_user.get(&user).cloned().unwrap_or_default()
     }
 
-    /// Closes the sockets opened with one session (logout).
-    pub fn close_session(&self, user: u64, session: &TokenHash, code: u16, reason: &'static str) {
-        for conn in self.of_user(user).iter().filter(|c| c.session() == session) {
-            conn.close(code, reason);
+    /// Closes every socket of a user except those opened with the session `keep` (logout
+    /// closes them all; a password change keeps the changing session's).
+    pub fn close_user_except(
+        &self,
+        user: u64,
+        keep: Option<&TokenHash>,
+        code: u16,
+        reason: &'static str,
+    ) {
+        for conn in self.of_user(user) {
+            if keep != Some(conn.session()) {
+                conn.close(code, reason);
+            }
         }
     }
 

@@ -17,7 +17,7 @@ use axum::extract::{State, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 
-use crate::auth::extract::presented_token;
+use crate::auth::extract::{presented_token, ClientIp};
 use crate::auth::AuthError;
 use crate::error::AppError;
 use crate::server::AppState;
@@ -29,9 +29,11 @@ const READ_BUFFER: usize = 1024;
 /// Bytes collected before a write is pushed to the socket even without a flush.
 const WRITE_BUFFER: usize = 16 * 1024;
 
-/// Checks origin (403) and session (401) before upgrading, whatever the order of failures.
+/// Checks origin (403) and session (401) before upgrading, whatever the order of failures, then
+/// the caps on open sockets per user and per address (429).
 pub async fn upgrade(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
@@ -49,6 +51,12 @@ pub async fn upgrade(
         Ok(upgrade) => upgrade,
         Err(rejection) => return AppError::BadRequest(rejection.body_text()).into_response(),
     };
+    // Held by the socket for as long as it is open; dropped with the callback if the upgrade
+    // never completes.
+    let slot = match state.limits.open_socket(auth.user.id, ip) {
+        Ok(slot) => slot,
+        Err(refusal) => return refusal.into_response(),
+    };
     // 0 turns the frame cap off.
     let limit = match state.config.ws.max_frame_bytes {
         0 => usize::MAX,
@@ -61,7 +69,8 @@ pub async fn upgrade(
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)
         .on_upgrade(move |socket| async move {
-            conn::serve(socket, state, auth).await;
+            conn::serve(socket, state, auth, ip).await;
+            drop(slot);
             drop(alive);
         })
 }

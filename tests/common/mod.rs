@@ -24,6 +24,9 @@ pub struct TestServer {
     pub addr: SocketAddr,
     pub config: Config,
     data: Option<tempfile::TempDir>,
+    /// The server's store, to look at and change what it keeps while it runs; let go at
+    /// shutdown so that the database can be opened again.
+    store: Option<hearth::store::Store>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), hearth::ServeError>>>,
 }
@@ -54,20 +57,28 @@ impl TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        let run_config = config.clone();
+        let server = hearth::Server::open(config.clone()).expect("the server opens its store");
+        let store = server.store();
         let task = tokio::spawn(async move {
-            hearth::run(run_config, listener, async {
-                let _ = stopped.await;
-            })
-            .await
+            server
+                .run(listener, async {
+                    let _ = stopped.await;
+                })
+                .await
         });
         TestServer {
             addr,
             config,
             data,
+            store: Some(store),
             stop: Some(stop),
             task: Some(task),
         }
+    }
+
+    /// The running server's store.
+    pub fn store(&self) -> &hearth::store::Store {
+        self.store.as_ref().expect("the server is running")
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -84,6 +95,7 @@ impl TestServer {
 
     /// Shuts the server down gracefully and waits until it has stopped.
     pub async fn shutdown(&mut self) {
+        self.store = None;
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -150,6 +162,16 @@ impl Drop for TestServer {
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Like [`client`], from a chosen loopback address (127.0.0.2, ...), so that the server sees
+/// another client address.
+pub fn client_from(ip: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .local_address(ip.parse::<std::net::IpAddr>().unwrap())
         .build()
         .unwrap()
 }

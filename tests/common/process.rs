@@ -4,6 +4,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_hearth");
 
@@ -40,6 +41,9 @@ pub struct Running {
     pub child: Child,
     /// `http://127.0.0.1:PORT`
     pub base: String,
+    /// Every line the server wrote to stdout and stderr so far.
+    pub logs: Arc<Mutex<Vec<String>>>,
+    readers: Vec<std::thread::JoinHandle<()>>,
 }
 
 pub fn start(dir: &Path, data: &Path) -> Running {
@@ -59,17 +63,39 @@ pub fn start_with_env(dir: &Path, data: &Path, env: &[(&str, &str)]) -> Running 
     let mut child = cmd.spawn().unwrap();
     let stdout = child.stdout.take().unwrap();
     let stderr = child.stderr.take().unwrap();
+    let logs = Arc::new(Mutex::new(Vec::new()));
+    let keep = |logs: &Arc<Mutex<Vec<String>>>, line: &str| {
+        logs.lock().unwrap().push(line.to_string());
+    };
     let mut lines = BufReader::new(stdout).lines();
     let base = loop {
         let line = lines.next().expect("server exited before serving").unwrap();
+        keep(&logs, &line);
         if let Some(rest) = line.split("serving on ").nth(1) {
             break rest.trim().to_string();
         }
     };
     // Keep draining the logs so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    std::thread::spawn(move || for _ in BufReader::new(stderr).lines() {});
-    Running { child, base }
+    let out = logs.clone();
+    let err = logs.clone();
+    let readers = vec![
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                keep(&out, &line);
+            }
+        }),
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                keep(&err, &line);
+            }
+        }),
+    ];
+    Running {
+        child,
+        base,
+        logs,
+        readers,
+    }
 }
 
 pub fn signal(child: &Child, name: &str) {
@@ -90,6 +116,19 @@ impl Running {
         signal(&self.child, "TERM");
         let status = self.child.wait().unwrap();
         assert_eq!(status.code(), Some(0), "clean stop after SIGTERM");
+    }
+
+    /// Stops the server cleanly (SIGTERM, exit 0) and hands everything it logged, to its
+    /// last line, to `check`.
+    pub fn stop_keeping_logs_into(mut self, check: impl FnOnce(&str)) {
+        let readers = std::mem::take(&mut self.readers);
+        let logs = self.logs.clone();
+        self.stop();
+        for reader in readers {
+            reader.join().unwrap();
+        }
+        let text = logs.lock().unwrap().join("\n");
+        check(&text);
     }
 
     /// SIGKILL: no chance to flush anything.

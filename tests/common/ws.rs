@@ -52,6 +52,9 @@ pub struct Upgrade<'a> {
     pub origin: Option<&'a str>,
     /// SO_RCVBUF of the client socket: small makes a client that stops reading stall quickly.
     pub recv_buffer: Option<u32>,
+    /// The client's own address (any of 127.0.0.0/8 on loopback), so that the server sees
+    /// several clients: per-address limits.
+    pub from: Option<std::net::IpAddr>,
 }
 
 async fn open(target: &impl Target, up: Upgrade<'_>) -> Result<Ws, WsError> {
@@ -76,6 +79,9 @@ async fn open(target: &impl Target, up: Upgrade<'_>) -> Result<Ws, WsError> {
     if let Some(size) = up.recv_buffer {
         socket.set_recv_buffer_size(size)?;
     }
+    if let Some(from) = up.from {
+        socket.bind(SocketAddr::new(from, 0))?;
+    }
     let stream = socket.connect(addr).await?;
     stream.set_nodelay(true)?;
     Ok(tokio_tungstenite::client_async(request, stream).await?.0)
@@ -83,12 +89,28 @@ async fn open(target: &impl Target, up: Upgrade<'_>) -> Result<Ws, WsError> {
 
 /// The HTTP status the upgrade gets: 101 when it was accepted, else the refusal's status.
 pub async fn upgrade_status(target: &impl Target, up: Upgrade<'_>) -> u16 {
+    upgrade_answer(target, up).await.0
+}
+
+/// The upgrade's status and, for a refusal, its JSON body (101 and null when accepted; the
+/// socket is closed at once).
+pub async fn upgrade_answer(target: &impl Target, up: Upgrade<'_>) -> (u16, Value) {
     match timeout(TIMEOUT, open(target, up))
         .await
         .expect("upgrade answered")
     {
-        Ok(_) => 101,
-        Err(WsError::Http(response)) => response.status().as_u16(),
+        Ok(mut ws) => {
+            let _ = ws.close(None).await;
+            (101, Value::Null)
+        }
+        Err(WsError::Http(response)) => {
+            let body = response
+                .body()
+                .as_ref()
+                .and_then(|bytes| serde_json::from_slice(bytes).ok())
+                .unwrap_or(Value::Null);
+            (response.status().as_u16(), body)
+        }
         Err(e) => panic!("upgrade failed without an HTTP answer: {e}"),
     }
 }

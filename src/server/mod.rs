@@ -1,4 +1,8 @@
 //! Wiring: the shared state, the router, and the serve loop with graceful shutdown.
+//!
+//! - [`http`]: the accept loop, HTTP/1.1 with deadlines and caps on request heads.
+
+pub mod http;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -6,10 +10,10 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{header, HeaderValue};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::get;
-use axum::serve::ListenerExt;
 use axum::Router;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
@@ -22,6 +26,7 @@ use crate::auth::AuthService;
 use crate::backup::control::Control;
 use crate::bots::{BotError, BotService, Directory};
 use crate::config::Config;
+use crate::limits::Limits;
 use crate::oauth::OAuth;
 use crate::rooms::registry::RoomContext;
 use crate::rooms::Registry;
@@ -42,6 +47,8 @@ pub struct AppState {
     pub connections: Arc<Connections>,
     /// The loaded bot plugins and their commands.
     pub bots: Arc<Directory>,
+    /// Room creations, unknown room codes and open sockets, counted per user and address.
+    pub limits: Arc<Limits>,
     /// Cancelled at shutdown: sockets stop taking frames.
     pub stop_reading: CancellationToken,
     /// Every open socket's task, so shutdown can wait for them.
@@ -82,6 +89,7 @@ impl Server {
             auth: Arc::new(AuthService::new(store.clone(), config.auth.clone())),
             oauth: Arc::new(OAuth::new(&config, store.clone())?),
             origins: Arc::new(AllowedOrigins::from_config(&config)),
+            limits: Arc::new(Limits::from_config(&config)),
             config: Arc::new(config),
             store,
             rooms,
@@ -92,6 +100,18 @@ impl Server {
             metrics: metrics_handle(),
         };
         Ok(Server { state })
+    }
+
+    /// The router over this server's state, without a listener: what the fuzz targets send
+    /// requests to directly. Requests must carry a `ConnectInfo<SocketAddr>` extension.
+    pub fn app(&self) -> Router {
+        router(self.state.clone())
+    }
+
+    /// The open store. Tests use it to look at (and age) what the server keeps; holding a
+    /// clone past the server's stop keeps the database locked.
+    pub fn store(&self) -> Store {
+        self.state.store.clone()
     }
 
     /// Serves until `shutdown` resolves, then: stops accepting; lets in-flight requests finish;
@@ -131,14 +151,9 @@ impl Server {
         tracing::info!("hearth is serving on {url}");
 
         let (stopping_tx, mut stopping) = tokio::sync::watch::channel(false);
-        let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-        // Chat frames are small and latency matters: no Nagle delay on any connection.
-        let listener = listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-            }
-        });
-        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let limits = http::HttpLimits::from_config(&state.config.http);
+        let app = router(state);
+        let serve = http::serve(listener, app, limits, async move {
             shutdown.await;
             tracing::info!("shutting down: no new connections, finishing requests");
             let _ = stopping_tx.send(true);
@@ -152,7 +167,7 @@ impl Server {
             tokio::time::sleep(grace).await;
         };
         let finished = async move {
-            serve.await?;
+            serve.await;
             sockets.close();
             sockets.wait().await;
             Ok::<_, std::io::Error>(())
@@ -189,6 +204,7 @@ pub fn router(state: AppState) -> Router {
         .route("/ws", get(crate::ws::upgrade))
         .merge(crate::oauth::router())
         .fallback(crate::web::serve_asset)
+        .layer(middleware::from_fn(security_headers))
         .layer(middleware::from_fn(count_requests))
         .layer(if body_limit == 0 {
             DefaultBodyLimit::disable()
@@ -200,6 +216,39 @@ pub fn router(state: AppState) -> Router {
 
 async fn metrics(State(state): State<AppState>) -> String {
     state.metrics.render()
+}
+
+/// The policy of every answer that does not bring its own (the UI's pages bring a richer one,
+/// see `web`): load nothing, be framed by nobody, submit forms nowhere.
+const DEFAULT_CSP: &str =
+    "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+
+/// Headers every answer carries, the JSON API, errors, pages and the UI alike, unless a handler
+/// set its own: a strict Content-Security-Policy, no framing, no MIME sniffing, no Referer, no
+/// embedding by other sites; and API answers, which hold people's data, are never cached.
+async fn security_headers(request: Request, next: Next) -> Response {
+    let api = request.uri().path().starts_with("/api/");
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    let defaults = [
+        (header::CONTENT_SECURITY_POLICY, DEFAULT_CSP),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (
+            header::HeaderName::from_static("cross-origin-resource-policy"),
+            "same-origin",
+        ),
+    ];
+    for (name, value) in defaults {
+        if !headers.contains_key(&name) {
+            headers.insert(name, HeaderValue::from_static(value));
+        }
+    }
+    if api {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
 }
 
 async fn count_requests(request: Request, next: Next) -> Response {
