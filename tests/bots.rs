@@ -346,7 +346,7 @@ async fn a_plugin_that_keeps_failing_is_paused_and_its_commands_wait() {
     let server = TestServer::start_with(|c| {
         c.bots.max_attempts = 1;
         c.bots.pause_after_failures = 2;
-        c.bots.pause_secs = 2;
+        c.bots.pause_secs = 3;
         c.bots.scan_interval_ms = 100;
     })
     .await;
@@ -367,9 +367,17 @@ async fn a_plugin_that_keeps_failing_is_paused_and_its_commands_wait() {
             "{reply}"
         );
     }
-    let text = help(&mut ann, &room).await;
-    let echo_line = text.lines().find(|l| l.starts_with("/echo")).unwrap();
-    assert!(echo_line.contains("paused"), "{text}");
+    // The worker pauses the plugin as it files the second failure, just after the reply.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        let text = help(&mut ann, &room).await;
+        let echo_line = text.lines().find(|l| l.starts_with("/echo")).unwrap();
+        if echo_line.contains("paused") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "not paused: {text}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     // Accepted while paused, answered once the pause is over.
     let started = tokio::time::Instant::now();
     let seq = command(&mut ann, &room, "/echo patience").await;
