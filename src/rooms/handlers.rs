@@ -451,7 +451,7 @@ impl RoomActor {
             .collect()
     }
 
-    fn publish_item(&mut self, item: &crate::store::rooms::Item) {
+    pub(super) fn publish_item(&mut self, item: &crate::store::rooms::Item) {
         let frame = ServerFrame::Message {
             room: &self.code,
             item,
