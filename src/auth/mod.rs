@@ -207,6 +207,7 @@ impl AuthService {
             return Err(AuthError::UsernameTaken);
         }
         let hash = self.hasher.hash(password).await?;
+        let ticket = self.store.ticket();
         let user = self.store.create_user(NewUser {
             username: name,
             display_name: username.trim().to_string(),
@@ -214,7 +215,7 @@ impl AuthService {
             bot: false,
             created_at: now_ms(),
         })?;
-        self.store.commit().await?;
+        self.store.commit_since(ticket).await?;
         Ok(user)
     }
 
@@ -266,8 +267,9 @@ impl AuthService {
             expires_at,
             last_seen_at: now,
         };
+        let ticket = self.store.ticket();
         self.store.insert_session(&token::hash(&token), &session)?;
-        self.store.commit().await?;
+        self.store.commit_since(ticket).await?;
         Ok(NewSession {
             user,
             token,
@@ -317,8 +319,9 @@ impl AuthService {
     /// Signs the user out everywhere: every session of theirs ends (the caller closes their
     /// sockets).
     pub async fn logout(&self, session: &Authenticated) -> Result<usize, AuthError> {
+        let ticket = self.store.ticket();
         let ended = self.store.delete_user_sessions(session.user.id)?;
-        self.store.commit().await?;
+        self.store.commit_since(ticket).await?;
         Ok(ended)
     }
 
@@ -349,11 +352,12 @@ impl AuthService {
         }
         password::check_password_rules(&new)?;
         user.password_hash = Some(self.hasher.hash(new).await?);
+        let ticket = self.store.ticket();
         self.store.update_user(&user)?;
         let ended = self
             .store
             .delete_user_sessions_except(user.id, Some(&session.token_hash))?;
-        self.store.commit().await?;
+        self.store.commit_since(ticket).await?;
         Ok(ended)
     }
 
@@ -366,9 +370,10 @@ impl AuthService {
         password::check_password_rules(&password)?;
         let mut user = self.existing(username)?;
         user.password_hash = Some(self.hasher.hash(password).await?);
+        let ticket = self.store.ticket();
         self.store.update_user(&user)?;
         self.store.delete_user_sessions(user.id)?;
-        self.store.commit().await?;
+        self.store.commit_since(ticket).await?;
         Ok(user)
     }
 
@@ -380,11 +385,12 @@ impl AuthService {
     ) -> Result<UserRecord, AuthError> {
         let mut user = self.existing(username)?;
         user.disabled = disabled;
+        let ticket = self.store.ticket();
         self.store.update_user(&user)?;
         if disabled {
             self.store.delete_user_sessions(user.id)?;
         }
-        self.store.commit().await?;
+        self.store.commit_since(ticket).await?;
         Ok(user)
     }
 

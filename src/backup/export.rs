@@ -111,7 +111,7 @@ pub fn write_json(store: &Store, out: &mut impl Write) -> Result<ExportSummary, 
         summary.users += 1;
     }
     out.write_all(b"],\n\"rooms\":[")?;
-    for (i, entry) in store.rooms.iter().values().enumerate() {
+    for (i, entry) in store.trees()?.rooms.iter().values().enumerate() {
         let raw = entry.map_err(StoreError::from)?;
         let room: RoomRecord = decode("rooms", &raw)?;
         out.write_all(if i == 0 { b"\n" } else { b",\n" })?;

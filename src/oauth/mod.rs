@@ -270,12 +270,13 @@ impl OAuth {
                 bot: false,
                 created_at: now_ms(),
             };
+            let ticket = self.store.ticket();
             match self
                 .store
                 .create_user_with_identity(new, self.record(provider, &who))
             {
                 Ok(user) => {
-                    self.store.commit().await?;
+                    self.store.commit_since(ticket).await?;
                     let (provider, user_name) = (&provider.name, &user.username);
                     tracing::info!(%provider, user = %user_name, "new user from a provider");
                     return Ok(user);
@@ -299,12 +300,13 @@ impl OAuth {
         who: ProviderUser,
         user_id: u64,
     ) -> Result<(), OAuthError> {
+        let ticket = self.store.ticket();
         match self
             .store
             .link_identity(user_id, self.record(provider, &who))
         {
             Ok(()) => {
-                self.store.commit().await?;
+                self.store.commit_since(ticket).await?;
                 Ok(())
             }
             Err(IdentityStoreError::LinkedTo(_)) => Err(OAuthError::LinkedElsewhere),
@@ -344,9 +346,10 @@ impl OAuth {
     /// password or an identity at another enabled provider.
     pub async fn unlink(&self, user_id: u64, provider: &str) -> Result<(), IdentityError> {
         let enabled = |name: &str| self.providers.iter().any(|p| p.name == name);
+        let ticket = self.store.ticket();
         match self.store.unlink_identity(user_id, provider, &enabled) {
             Ok(_) => {
-                self.store.commit().await?;
+                self.store.commit_since(ticket).await?;
                 Ok(())
             }
             Err(IdentityStoreError::NotLinked | IdentityStoreError::NoUser) => {

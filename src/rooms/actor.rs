@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::registry::{Registry, Retirement, RoomContext};
 use super::{RoomCommand, RoomError};
 use crate::store::rooms::{BanRecord, MemberRecord, RoomRecord};
-use crate::store::StoreError;
+use crate::store::{StoreError, Ticket};
 use crate::ws::frames::ServerFrame;
 use crate::ws::outbox::{ConnHandle, ConnId};
 
@@ -60,6 +60,8 @@ pub(super) enum Effect {
 struct Batch {
     number: u64,
     effects: Vec<Effect>,
+    /// The room's last seq once this batch's writes are made.
+    last_seq: u64,
 }
 
 type PendingBatch = Pin<Box<dyn Future<Output = (Result<(), StoreError>, Batch)> + Send>>;
@@ -87,6 +89,14 @@ pub(super) struct RoomActor {
     /// Whether the current burst wrote to the store.
     pub wrote: bool,
     batch_number: u64,
+    /// Names the database the current burst writes to; its commit fails if the database was
+    /// reopened since (see `Store::commit_since`).
+    ticket: Ticket,
+    /// The last seq known to be on disk: released by a successful commit.
+    durable_seq: u64,
+    /// A commit failed: the state in memory may hold writes the disk never got, so the room
+    /// is read again from the store before it takes another command.
+    stale: bool,
 }
 
 impl RoomActor {
@@ -98,7 +108,11 @@ impl RoomActor {
         let members = ctx.store.members(code)?.into_iter().collect();
         let bans = ctx.store.bans(code)?.into_iter().collect();
         let next_seq = ctx.store.last_seq(code)? + 1;
+        let ticket = ctx.store.ticket();
         Ok(Some(RoomActor {
+            ticket,
+            durable_seq: next_seq - 1,
+            stale: false,
             code: code.to_string(),
             room,
             members,
@@ -144,6 +158,7 @@ impl RoomActor {
                             Err(_) => break,
                         }
                     }
+                    self.begin_burst();
                     for command in burst {
                         if let RoomCommand::Shutdown { done } = command {
                             shutdown = Some(done);
@@ -159,6 +174,7 @@ impl RoomActor {
                         Retirement::Stop => return,
                         Retirement::Continue(fresh, late) => {
                             inbox = fresh;
+                            self.begin_burst();
                             for command in late {
                                 self.handle(command);
                             }
@@ -175,8 +191,68 @@ impl RoomActor {
         }
     }
 
+    /// Before a burst of commands: a room whose commit failed is read again from the store
+    /// (reopened if need be), and the burst's writes are tied to the database as it is now.
+    fn begin_burst(&mut self) {
+        if self.stale {
+            if let Err(e) = self.reload() {
+                tracing::warn!(room = %self.code, error = %e, "the room cannot be reloaded yet");
+            }
+        }
+        self.ticket = self.ctx.store.ticket();
+    }
+
+    /// Reads the room again from the store after a failed commit. Items that failed batches
+    /// wrote and that reached the disk all the same (the database keeps what was written before
+    /// the failure) are published now, so subscribers still see every seq; sockets of people
+    /// who turn out not to be members stop receiving the room.
+    fn reload(&mut self) -> Result<(), RoomError> {
+        let store = self.ctx.store.clone();
+        store.recover()?;
+        let room = store.room(&self.code)?.ok_or(RoomError::UnknownRoom)?;
+        let members: HashMap<u64, MemberRecord> = store.members(&self.code)?.into_iter().collect();
+        let bans = store.bans(&self.code)?.into_iter().collect();
+        let last = store.last_seq(&self.code)?;
+        let recovered = store
+            .items_after(&self.code, self.durable_seq, usize::MAX)?
+            .items;
+        self.room = room;
+        self.bans = bans;
+        self.next_seq = last + 1;
+        self.subscribers
+            .retain(|_, s| members.contains_key(&s.conn.user()));
+        self.members = members;
+        self.online.clear();
+        for sub in self.subscribers.values() {
+            *self.online.entry(sub.conn.user()).or_insert(0) += 1;
+        }
+        for item in &recovered {
+            self.publish_item(item);
+        }
+        self.durable_seq = last;
+        self.stale = false;
+        tracing::warn!(
+            room = %self.code,
+            recovered = recovered.len(),
+            "room read again from the store after a failed write"
+        );
+        Ok(())
+    }
+
     fn handle(&mut self, command: RoomCommand) {
         match command {
+            RoomCommand::Client { request, .. } if self.stale => {
+                let frame = ServerFrame::Error {
+                    reference: request.reference.as_deref(),
+                    code: "internal",
+                    message: "the server cannot store anything right now; try again shortly",
+                }
+                .encode();
+                self.staged.push(Effect::Reply {
+                    conn: request.conn,
+                    frame,
+                });
+            }
             RoomCommand::Client { request, action } => self.handle_client(request, action),
             RoomCommand::BotAnswer { job, actions, done } => self.bot_answer(job, actions, done),
             RoomCommand::Unsubscribe { conn, user } => self.unsubscribe(conn, user),
@@ -197,12 +273,15 @@ impl RoomActor {
             let batch = Batch {
                 number: self.batch_number,
                 effects: std::mem::take(&mut self.staged),
+                last_seq: self.next_seq - 1,
             };
             self.batch_number += 1;
             if self.wrote {
                 self.wrote = false;
-                let store = self.ctx.store.clone();
-                pending.push_back(Box::pin(async move { (store.commit().await, batch) }));
+                let (store, ticket) = (self.ctx.store.clone(), self.ticket);
+                pending.push_back(Box::pin(async move {
+                    (store.commit_since(ticket).await, batch)
+                }));
             } else if pending.is_empty() {
                 self.release(Ok(()), batch);
             } else {
@@ -219,6 +298,7 @@ impl RoomActor {
             let batch = Batch {
                 number: self.batch_number,
                 effects: std::mem::take(&mut self.staged),
+                last_seq: self.next_seq - 1,
             };
             self.batch_number += 1;
             self.wrote = false;
@@ -230,6 +310,9 @@ impl RoomActor {
         let durable = outcome.is_ok();
         if let Err(e) = &outcome {
             tracing::error!(room = %self.code, error = %e, "commit failed; answering internal");
+            self.stale = true;
+        } else if !self.stale {
+            self.durable_seq = self.durable_seq.max(batch.last_seq);
         }
         let mut failed = Vec::new();
         for effect in batch.effects {
@@ -263,8 +346,7 @@ impl RoomActor {
                         }
                     }
                 }
-                Effect::Publish { .. } => {}
-                Effect::ToUser { user, frame } => {
+                Effect::ToUser { user, frame } if durable => {
                     for conn in self.ctx.connections.of_user(user) {
                         conn.deliver(&frame);
                     }
@@ -284,6 +366,8 @@ impl RoomActor {
                     };
                     let _ = done.send(outcome);
                 }
+                // What the failed write would have meant is not shown to anyone.
+                Effect::Publish { .. } | Effect::ToUser { .. } => {}
             }
         }
         // Sockets that could not keep up are closed; they leave the room's audience now.

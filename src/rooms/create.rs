@@ -37,6 +37,7 @@ pub async fn create_room(
             host: creator.id,
             host_username: creator.username.clone(),
         };
+        let ticket = store.ticket();
         let first = Item::system(
             1,
             store.next_id()?,
@@ -46,7 +47,7 @@ pub async fn create_room(
             None,
         );
         if store.create_room(&room, creator.id, &member, &first)? {
-            store.commit().await?;
+            store.commit_since(ticket).await?;
             metrics::counter!("hearth_rooms_created_total").increment(1);
             return Ok(room);
         }

@@ -89,27 +89,29 @@ fn user_session_key(user_id: u64, token_hash: &[u8]) -> Vec<u8> {
 impl Store {
     /// Claims `new.username` (already lower-cased) and stores the user, atomically.
     pub fn create_user(&self, new: NewUser) -> Result<UserRecord, CreateUserError> {
-        let _writing = self.writing();
-        let id = self.next_id()?;
-        let record = new.into_record(id);
-        let encoded = encode(&record);
-        let outcome = (&self.usernames, &self.users).transaction(|(names, users)| {
-            if names.get(record.username.as_bytes())?.is_some() {
-                return Err(ConflictableTransactionError::Abort(()));
+        self.write(|t| {
+            let id = self.id_in(t)?;
+            let record = new.into_record(id);
+            let encoded = encode(&record);
+            let outcome = (&t.usernames, &t.users).transaction(|(names, users)| {
+                if names.get(record.username.as_bytes())?.is_some() {
+                    return Err(ConflictableTransactionError::Abort(()));
+                }
+                names.insert(record.username.as_bytes(), &user_key(id))?;
+                users.insert(&user_key(id), encoded.as_slice())?;
+                Ok(())
+            });
+            match outcome {
+                Ok(()) => Ok(record),
+                Err(TransactionError::Abort(())) => Err(CreateUserError::Taken),
+                Err(TransactionError::Storage(e)) => Err(StoreError::Sled(e).into()),
             }
-            names.insert(record.username.as_bytes(), &user_key(id))?;
-            users.insert(&user_key(id), encoded.as_slice())?;
-            Ok(())
-        });
-        match outcome {
-            Ok(()) => Ok(record),
-            Err(TransactionError::Abort(())) => Err(CreateUserError::Taken),
-            Err(TransactionError::Storage(e)) => Err(StoreError::Sled(e).into()),
-        }
+        })
     }
 
     pub fn user_by_id(&self, id: u64) -> Result<Option<UserRecord>> {
-        self.users
+        self.trees()?
+            .users
             .get(user_key(id))?
             .map(|raw| decode("users", &raw))
             .transpose()
@@ -117,7 +119,11 @@ impl Store {
 
     /// Looks a user up by name, case-insensitively.
     pub fn user_by_name(&self, username: &str) -> Result<Option<UserRecord>> {
-        let Some(raw_id) = self.usernames.get(username.to_lowercase().as_bytes())? else {
+        let Some(raw_id) = self
+            .trees()?
+            .usernames
+            .get(username.to_lowercase().as_bytes())?
+        else {
             return Ok(None);
         };
         let id: [u8; 8] = raw_id
@@ -132,13 +138,15 @@ impl Store {
 
     /// Replaces a stored user (same id, same username).
     pub fn update_user(&self, user: &UserRecord) -> Result<()> {
-        let _writing = self.writing();
-        self.users.insert(user_key(user.id), encode(user))?;
-        Ok(())
+        self.write(|t| {
+            t.users.insert(user_key(user.id), encode(user))?;
+            Ok(())
+        })
     }
 
     pub fn list_users(&self) -> Result<Vec<UserRecord>> {
-        self.users
+        self.trees()?
+            .users
             .iter()
             .values()
             .map(|raw| decode("users", &raw?))
@@ -146,21 +154,23 @@ impl Store {
     }
 
     pub fn insert_session(&self, token_hash: &[u8], session: &SessionRecord) -> Result<()> {
-        let _writing = self.writing();
-        (&self.sessions, &self.user_sessions)
-            .transaction(|(sessions, by_user)| {
-                sessions.insert(token_hash, encode(session))?;
-                by_user.insert(user_session_key(session.user_id, token_hash), &[])?;
-                Ok::<_, ConflictableTransactionError<()>>(())
-            })
-            .map_err(|e| match e {
-                TransactionError::Storage(e) => StoreError::Sled(e),
-                TransactionError::Abort(()) => StoreError::WriterGone,
-            })
+        self.write(|t| {
+            (&t.sessions, &t.user_sessions)
+                .transaction(|(sessions, by_user)| {
+                    sessions.insert(token_hash, encode(session))?;
+                    by_user.insert(user_session_key(session.user_id, token_hash), &[])?;
+                    Ok::<_, ConflictableTransactionError<()>>(())
+                })
+                .map_err(|e| match e {
+                    TransactionError::Storage(e) => StoreError::Sled(e),
+                    TransactionError::Abort(()) => StoreError::WriterGone,
+                })
+        })
     }
 
     pub fn session(&self, token_hash: &[u8]) -> Result<Option<SessionRecord>> {
-        self.sessions
+        self.trees()?
+            .sessions
             .get(token_hash)?
             .map(|raw| decode("sessions", &raw))
             .transpose()
@@ -174,21 +184,24 @@ impl Store {
         old: &SessionRecord,
         new: &SessionRecord,
     ) -> Result<bool> {
-        let _writing = self.writing();
-        let swapped =
-            self.sessions
-                .compare_and_swap(token_hash, Some(encode(old)), Some(encode(new)))?;
-        Ok(swapped.is_ok())
+        self.write(|t| {
+            let swapped =
+                t.sessions
+                    .compare_and_swap(token_hash, Some(encode(old)), Some(encode(new)))?;
+            Ok(swapped.is_ok())
+        })
     }
 
     pub fn delete_session(&self, token_hash: &[u8]) -> Result<()> {
-        let _writing = self.writing();
-        if let Some(session) = self.session(token_hash)? {
-            self.user_sessions
-                .remove(user_session_key(session.user_id, token_hash))?;
-        }
-        self.sessions.remove(token_hash)?;
-        Ok(())
+        self.write(|t| {
+            if let Some(raw) = t.sessions.get(token_hash)? {
+                let session: SessionRecord = decode("sessions", &raw)?;
+                t.user_sessions
+                    .remove(user_session_key(session.user_id, token_hash))?;
+            }
+            t.sessions.remove(token_hash)?;
+            Ok(())
+        })
     }
 
     /// Revokes every session of a user; answers how many there were.
@@ -198,18 +211,25 @@ impl Store {
 
     /// Revokes every session of a user but `keep`; answers how many were revoked.
     pub fn delete_user_sessions_except(&self, user_id: u64, keep: Option<&[u8]>) -> Result<usize> {
-        let _writing = self.writing();
-        let mut count = 0;
-        for entry in self.user_sessions.scan_prefix(user_key(user_id)) {
-            let (key, _) = entry?;
-            if keep.is_some_and(|keep| keep == &key[8..]) {
-                continue;
+        self.write(|t| {
+            let mut count = 0;
+            for entry in t.user_sessions.scan_prefix(user_key(user_id)) {
+                let (key, _) = entry?;
+                if keep.is_some_and(|keep| keep == &key[8..]) {
+                    continue;
+                }
+                t.sessions.remove(&key[8..])?;
+                t.user_sessions.remove(&key)?;
+                count += 1;
             }
-            self.sessions.remove(&key[8..])?;
-            self.user_sessions.remove(&key)?;
-            count += 1;
-        }
-        Ok(count)
+            Ok(count)
+        })
+    }
+}
+
+impl super::WriteError for CreateUserError {
+    fn store_failure(&self) -> bool {
+        matches!(self, CreateUserError::Store(e) if e.is_failure())
     }
 }
 

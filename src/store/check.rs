@@ -212,7 +212,12 @@ mod tests {
             store.put_item("ABCDEF", &good).unwrap();
             let mut key = b"ABCDEF".to_vec();
             key.extend_from_slice(&2u64.to_be_bytes());
-            store.items.insert(key, b"{\"seq\":2,".as_slice()).unwrap();
+            store
+                .trees()
+                .unwrap()
+                .items
+                .insert(key, b"{\"seq\":2,".as_slice())
+                .unwrap();
             store.flush_blocking().unwrap();
         }
         let (what, detail) = refused(dir.path());
@@ -226,7 +231,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let store = Store::open(dir.path()).unwrap();
-            store.users.insert(b"short", b"{}".as_slice()).unwrap();
+            store
+                .trees()
+                .unwrap()
+                .users
+                .insert(b"short", b"{}".as_slice())
+                .unwrap();
             store.flush_blocking().unwrap();
         }
         let (what, detail) = refused(dir.path());
@@ -242,7 +252,14 @@ mod tests {
             store
                 .put_item("ABCDEF", &Item::chat(1, 1, 0, "ann", "x".into()))
                 .unwrap();
-            store.db.open_tree("meta").unwrap().clear().unwrap();
+            store
+                .trees()
+                .unwrap()
+                .db
+                .open_tree("meta")
+                .unwrap()
+                .clear()
+                .unwrap();
             store.flush_blocking().unwrap();
         }
         let (what, detail) = refused(dir.path());
@@ -261,13 +278,13 @@ mod tests {
             store.set_schema_version_for_test(1).unwrap();
         }
         let store = Store::open(dir.path()).unwrap();
-        let meta = store.db.open_tree("meta").unwrap();
+        let meta = store.trees().unwrap().db.open_tree("meta").unwrap();
         let version = meta.get(SCHEMA_KEY).unwrap().unwrap();
         assert_eq!(
             version.as_ref(),
             &super::super::SCHEMA_VERSION.to_be_bytes()
         );
-        let report = verify(&store.db, dir.path()).unwrap();
+        let report = verify(&store.trees().unwrap().db, dir.path()).unwrap();
         assert_eq!(report.records, 2, "the schema version and the item");
     }
 }

@@ -5,43 +5,36 @@
 //! Why the fsync: sled 0.34's flush ends with `sync_file_range`, which does not make the data
 //! safe against a power cut; `sync_all` on the database file does.
 
-use std::fs::File;
-use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Result, StoreError};
+use super::{Result, StoreError, Trees};
 
 /// Requests waiting at once before callers feel backpressure.
 const QUEUE_DEPTH: usize = 4096;
 
 struct Request {
-    // Carried by each request (a cheap clone) so that an idle writer holds no database handle
-    // and dropping the last `Store` releases the database lock.
-    db: sled::Db,
+    // Carried by each request (a cheap clone) so that an idle writer holds no database handle:
+    // dropping the last `Store` releases the database lock, and a reopened database is the
+    // one flushed from then on.
+    trees: Arc<Trees>,
     done: oneshot::Sender<Result<()>>,
 }
 
 #[derive(Clone)]
 pub(super) struct Committer {
-    db: sled::Db,
     requests: mpsc::Sender<Request>,
     flushes: Arc<AtomicU64>,
 }
 
 impl Committer {
-    pub(super) fn start(db: sled::Db, dir: &Path) -> Result<Committer> {
-        let file = Arc::new(File::open(dir.join("db"))?);
+    pub(super) fn start() -> Committer {
         let (requests, queue) = mpsc::channel(QUEUE_DEPTH);
         let flushes = Arc::new(AtomicU64::new(0));
-        tokio::spawn(run(queue, file, flushes.clone()));
-        Ok(Committer {
-            db,
-            requests,
-            flushes,
-        })
+        tokio::spawn(run(queue, flushes.clone()));
+        Committer { requests, flushes }
     }
 
     /// Flushes made so far (each covering one batch).
@@ -49,30 +42,33 @@ impl Committer {
         self.flushes.load(Ordering::Relaxed)
     }
 
-    pub(super) async fn commit(&self) -> Result<()> {
+    pub(super) async fn commit(&self, trees: Arc<Trees>) -> Result<()> {
         let (done, wait) = oneshot::channel();
-        let request = Request {
-            db: self.db.clone(),
-            done,
-        };
         self.requests
-            .send(request)
+            .send(Request { trees, done })
             .await
             .map_err(|_| StoreError::WriterGone)?;
         wait.await.map_err(|_| StoreError::WriterGone)?
     }
 }
 
-async fn run(mut queue: mpsc::Receiver<Request>, file: Arc<File>, flushes: Arc<AtomicU64>) {
+async fn run(mut queue: mpsc::Receiver<Request>, flushes: Arc<AtomicU64>) {
     let mut batch = Vec::new();
     while queue.recv_many(&mut batch, QUEUE_DEPTH).await > 0 {
-        let db = batch[0].db.clone();
-        let file = file.clone();
+        // Normally one database; two when it was reopened while requests waited.
+        let mut targets: Vec<Arc<Trees>> = Vec::new();
+        for request in &batch {
+            if !targets.iter().any(|t| Arc::ptr_eq(t, &request.trees)) {
+                targets.push(request.trees.clone());
+            }
+        }
         let size = batch.len();
         let started = std::time::Instant::now();
         let outcome = tokio::task::spawn_blocking(move || -> Result<()> {
-            db.flush()?;
-            file.sync_all()?;
+            for trees in &targets {
+                trees.db.flush()?;
+                trees.file.sync_all()?;
+            }
             Ok(())
         })
         .await

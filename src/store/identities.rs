@@ -108,10 +108,17 @@ fn user_in(
     }
 }
 
+impl super::WriteError for IdentityStoreError {
+    fn store_failure(&self) -> bool {
+        matches!(self, IdentityStoreError::Store(e) if e.is_failure())
+    }
+}
+
 impl Store {
     /// The local user an identity maps to.
     pub fn identity_user(&self, provider: &str, subject: &str) -> Result<Option<u64>> {
-        self.identities
+        self.trees()?
+            .identities
             .get(identity_key(provider, subject))?
             .map(|raw| read_id(&raw))
             .transpose()
@@ -119,7 +126,8 @@ impl Store {
 
     /// The identities linked to a user, in the order they were linked.
     pub fn identities_of(&self, user_id: u64) -> Result<Vec<IdentityRecord>> {
-        self.user_identities
+        self.trees()?
+            .user_identities
             .get(user_id.to_be_bytes())?
             .map(|raw| decode("user_identities", &raw))
             .transpose()
@@ -134,33 +142,30 @@ impl Store {
         new: NewUser,
         identity: IdentityRecord,
     ) -> Result<UserRecord, IdentityStoreError> {
-        let _writing = self.writing();
-        let id = self.next_id()?;
-        let record = new.into_record(id);
-        let encoded_user = encode(&record);
-        let encoded_list = encode(&vec![identity.clone()]);
-        let key = identity_key(&identity.provider, &identity.subject);
-        let outcome = (
-            &self.usernames,
-            &self.users,
-            &self.identities,
-            &self.user_identities,
-        )
-            .transaction(|(names, users, identities, by_user)| {
-                if let Some(raw) = identities.get(&key)? {
-                    let owner = read_id(&raw).map_err(corrupt)?;
-                    return refuse(IdentityStoreError::LinkedTo(owner));
-                }
-                if names.get(record.username.as_bytes())?.is_some() {
-                    return refuse(IdentityStoreError::UsernameTaken);
-                }
-                names.insert(record.username.as_bytes(), &id.to_be_bytes())?;
-                users.insert(&id.to_be_bytes(), encoded_user.as_slice())?;
-                identities.insert(key.as_slice(), &id.to_be_bytes())?;
-                by_user.insert(&id.to_be_bytes(), encoded_list.as_slice())?;
-                Ok(())
-            });
-        finish(outcome).map(|()| record)
+        self.write(|t| {
+            let id = self.id_in(t)?;
+            let record = new.into_record(id);
+            let encoded_user = encode(&record);
+            let encoded_list = encode(&vec![identity.clone()]);
+            let key = identity_key(&identity.provider, &identity.subject);
+            let outcome = (&t.usernames, &t.users, &t.identities, &t.user_identities).transaction(
+                |(names, users, identities, by_user)| {
+                    if let Some(raw) = identities.get(&key)? {
+                        let owner = read_id(&raw).map_err(corrupt)?;
+                        return refuse(IdentityStoreError::LinkedTo(owner));
+                    }
+                    if names.get(record.username.as_bytes())?.is_some() {
+                        return refuse(IdentityStoreError::UsernameTaken);
+                    }
+                    names.insert(record.username.as_bytes(), &id.to_be_bytes())?;
+                    users.insert(&id.to_be_bytes(), encoded_user.as_slice())?;
+                    identities.insert(key.as_slice(), &id.to_be_bytes())?;
+                    by_user.insert(&id.to_be_bytes(), encoded_list.as_slice())?;
+                    Ok(())
+                },
+            );
+            finish(outcome).map(|()| record)
+        })
     }
 
     /// Links an identity to an existing user. Linking the same identity again is a no-op; an
@@ -171,32 +176,33 @@ impl Store {
         user_id: u64,
         identity: IdentityRecord,
     ) -> Result<(), IdentityStoreError> {
-        let _writing = self.writing();
-        let key = identity_key(&identity.provider, &identity.subject);
-        let outcome = (&self.users, &self.identities, &self.user_identities).transaction(
-            |(users, identities, by_user)| {
-                if user_in(users, user_id)?.is_none() {
-                    return refuse(IdentityStoreError::NoUser);
-                }
-                if let Some(raw) = identities.get(&key)? {
-                    let owner = read_id(&raw).map_err(corrupt)?;
-                    return if owner == user_id {
-                        Ok(())
-                    } else {
-                        refuse(IdentityStoreError::LinkedTo(owner))
-                    };
-                }
-                let mut list = list_in(by_user, user_id)?;
-                if list.iter().any(|i| i.provider == identity.provider) {
-                    return refuse(IdentityStoreError::ProviderTaken);
-                }
-                list.push(identity.clone());
-                identities.insert(key.as_slice(), &user_id.to_be_bytes())?;
-                by_user.insert(&user_id.to_be_bytes(), encode(&list))?;
-                Ok(())
-            },
-        );
-        finish(outcome)
+        self.write(|t| {
+            let key = identity_key(&identity.provider, &identity.subject);
+            let outcome = (&t.users, &t.identities, &t.user_identities).transaction(
+                |(users, identities, by_user)| {
+                    if user_in(users, user_id)?.is_none() {
+                        return refuse(IdentityStoreError::NoUser);
+                    }
+                    if let Some(raw) = identities.get(&key)? {
+                        let owner = read_id(&raw).map_err(corrupt)?;
+                        return if owner == user_id {
+                            Ok(())
+                        } else {
+                            refuse(IdentityStoreError::LinkedTo(owner))
+                        };
+                    }
+                    let mut list = list_in(by_user, user_id)?;
+                    if list.iter().any(|i| i.provider == identity.provider) {
+                        return refuse(IdentityStoreError::ProviderTaken);
+                    }
+                    list.push(identity.clone());
+                    identities.insert(key.as_slice(), &user_id.to_be_bytes())?;
+                    by_user.insert(&user_id.to_be_bytes(), encode(&list))?;
+                    Ok(())
+                },
+            );
+            finish(outcome)
+        })
     }
 
     /// Removes the user's identity at `provider`, unless it is their last way to sign in: a
@@ -207,32 +213,33 @@ impl Store {
         provider: &str,
         usable: &dyn Fn(&str) -> bool,
     ) -> Result<IdentityRecord, IdentityStoreError> {
-        let _writing = self.writing();
-        let outcome = (&self.users, &self.identities, &self.user_identities).transaction(
-            |(users, identities, by_user)| {
-                let Some(user) = user_in(users, user_id)? else {
-                    return refuse(IdentityStoreError::NoUser);
-                };
-                let mut list = list_in(by_user, user_id)?;
-                let Some(index) = list.iter().position(|i| i.provider == provider) else {
-                    return refuse(IdentityStoreError::NotLinked);
-                };
-                let removed = list.remove(index);
-                let remains =
-                    user.password_hash.is_some() || list.iter().any(|i| usable(&i.provider));
-                if !remains {
-                    return refuse(IdentityStoreError::LastMethod);
-                }
-                identities.remove(identity_key(&removed.provider, &removed.subject))?;
-                if list.is_empty() {
-                    by_user.remove(&user_id.to_be_bytes())?;
-                } else {
-                    by_user.insert(&user_id.to_be_bytes(), encode(&list))?;
-                }
-                Ok(removed)
-            },
-        );
-        finish(outcome)
+        self.write(|t| {
+            let outcome = (&t.users, &t.identities, &t.user_identities).transaction(
+                |(users, identities, by_user)| {
+                    let Some(user) = user_in(users, user_id)? else {
+                        return refuse(IdentityStoreError::NoUser);
+                    };
+                    let mut list = list_in(by_user, user_id)?;
+                    let Some(index) = list.iter().position(|i| i.provider == provider) else {
+                        return refuse(IdentityStoreError::NotLinked);
+                    };
+                    let removed = list.remove(index);
+                    let remains =
+                        user.password_hash.is_some() || list.iter().any(|i| usable(&i.provider));
+                    if !remains {
+                        return refuse(IdentityStoreError::LastMethod);
+                    }
+                    identities.remove(identity_key(&removed.provider, &removed.subject))?;
+                    if list.is_empty() {
+                        by_user.remove(&user_id.to_be_bytes())?;
+                    } else {
+                        by_user.insert(&user_id.to_be_bytes(), encode(&list))?;
+                    }
+                    Ok(removed)
+                },
+            );
+            finish(outcome)
+        })
     }
 }
 

@@ -74,18 +74,19 @@ fn plugin_prefix(plugin: &str) -> Vec<u8> {
 impl Store {
     /// Stores a command's message and its job together: both or neither.
     pub fn put_item_with_job(&self, code: &str, item: &Item, job: &JobRecord) -> Result<()> {
-        let _writing = self.writing();
         let item_raw = encode(item);
         let job_raw = encode(job);
         let item_key = item_key(code, item.seq);
         let job_key = job_key(&job.plugin, job.id);
-        (&self.items, &self.bot_jobs)
-            .transaction(|(items, jobs)| {
-                items.insert(item_key.as_slice(), item_raw.as_slice())?;
-                jobs.insert(job_key.as_slice(), job_raw.as_slice())?;
-                Ok::<_, ConflictableTransactionError<()>>(())
-            })
-            .map_err(transaction_error)
+        self.write(|t| {
+            (&t.items, &t.bot_jobs)
+                .transaction(|(items, jobs)| {
+                    items.insert(item_key.as_slice(), item_raw.as_slice())?;
+                    jobs.insert(job_key.as_slice(), job_raw.as_slice())?;
+                    Ok::<_, ConflictableTransactionError<()>>(())
+                })
+                .map_err(transaction_error)
+        })
     }
 
     /// Stores a bot's answer (new items, and the command's item with the bot's reactions) and
@@ -97,7 +98,6 @@ impl Store {
         updated: Option<&Item>,
         job: &JobRecord,
     ) -> Result<bool> {
-        let _writing = self.writing();
         let mut writes: Vec<(Vec<u8>, Vec<u8>)> = items
             .iter()
             .chain(updated)
@@ -106,40 +106,44 @@ impl Store {
         writes.dedup_by(|a, b| a.0 == b.0);
         let job_key = job_key(&job.plugin, job.id);
         let job_raw = encode(job);
-        let outcome = (&self.items, &self.bot_jobs).transaction(|(items, jobs)| {
-            if let Some(raw) = jobs.get(job_key.as_slice())? {
-                let stored: JobRecord = decode("bot_jobs", &raw)
-                    .map_err(|_| ConflictableTransactionError::Abort(true))?;
-                if stored.is_finished() {
-                    return Err(ConflictableTransactionError::Abort(false));
+        self.write(|t| {
+            let outcome = (&t.items, &t.bot_jobs).transaction(|(items, jobs)| {
+                if let Some(raw) = jobs.get(job_key.as_slice())? {
+                    let stored: JobRecord = decode("bot_jobs", &raw)
+                        .map_err(|_| ConflictableTransactionError::Abort(true))?;
+                    if stored.is_finished() {
+                        return Err(ConflictableTransactionError::Abort(false));
+                    }
                 }
+                for (key, raw) in &writes {
+                    items.insert(key.as_slice(), raw.as_slice())?;
+                }
+                jobs.insert(job_key.as_slice(), job_raw.as_slice())?;
+                Ok(())
+            });
+            match outcome {
+                Ok(()) => Ok(true),
+                Err(TransactionError::Abort(false)) => Ok(false),
+                Err(TransactionError::Abort(true)) => Err(StoreError::Corrupt {
+                    tree: "bot_jobs",
+                    detail: "a job record cannot be read".into(),
+                }),
+                Err(TransactionError::Storage(e)) => Err(e.into()),
             }
-            for (key, raw) in &writes {
-                items.insert(key.as_slice(), raw.as_slice())?;
-            }
-            jobs.insert(job_key.as_slice(), job_raw.as_slice())?;
-            Ok(())
-        });
-        match outcome {
-            Ok(()) => Ok(true),
-            Err(TransactionError::Abort(false)) => Ok(false),
-            Err(TransactionError::Abort(true)) => Err(StoreError::Corrupt {
-                tree: "bot_jobs",
-                detail: "a job record cannot be read".into(),
-            }),
-            Err(TransactionError::Storage(e)) => Err(e.into()),
-        }
+        })
     }
 
     pub fn put_job(&self, job: &JobRecord) -> Result<()> {
-        let _writing = self.writing();
-        self.bot_jobs
-            .insert(job_key(&job.plugin, job.id), encode(job))?;
-        Ok(())
+        let raw = encode(job);
+        self.write(|t| {
+            t.bot_jobs.insert(job_key(&job.plugin, job.id), raw)?;
+            Ok(())
+        })
     }
 
     pub fn job(&self, plugin: &str, id: u64) -> Result<Option<JobRecord>> {
-        self.bot_jobs
+        self.trees()?
+            .bot_jobs
             .get(job_key(plugin, id))?
             .map(|raw| decode("bot_jobs", &raw))
             .transpose()
@@ -147,7 +151,8 @@ impl Store {
 
     /// Every job of a plugin, oldest first.
     pub fn jobs_of(&self, plugin: &str) -> Result<Vec<JobRecord>> {
-        self.bot_jobs
+        self.trees()?
+            .bot_jobs
             .scan_prefix(plugin_prefix(plugin))
             .map(|entry| decode("bot_jobs", &entry?.1))
             .collect()
@@ -158,8 +163,10 @@ impl Store {
         let mut removed = 0;
         for job in self.jobs_of(plugin)? {
             if job.is_finished() && job.finished_at < before {
-                let _writing = self.writing();
-                self.bot_jobs.remove(job_key(plugin, job.id))?;
+                self.write(|t| {
+                    t.bot_jobs.remove(job_key(plugin, job.id))?;
+                    Ok::<_, StoreError>(())
+                })?;
                 removed += 1;
             }
         }

@@ -38,10 +38,16 @@ fn full_key(plugin: &str, key: &str) -> Result<Vec<u8>, KvError> {
     Ok(full)
 }
 
+impl super::WriteError for KvError {
+    fn store_failure(&self) -> bool {
+        matches!(self, KvError::Store(e) if e.is_failure())
+    }
+}
+
 impl Store {
     pub fn kv_get(&self, plugin: &str, key: &str) -> Result<Option<Vec<u8>>, KvError> {
         let full = full_key(plugin, key)?;
-        Ok(self.bot_kv.get(full)?.map(|v| v.to_vec()))
+        Ok(self.trees()?.bot_kv.get(full)?.map(|v| v.to_vec()))
     }
 
     /// Stores a value unless the plugin's keys and values would then take more than `quota`
@@ -51,6 +57,7 @@ impl Store {
         let full = full_key(plugin, key)?;
         let used = self.kv_usage(plugin)?;
         let old = self
+            .trees()?
             .bot_kv
             .get(&full)?
             .map_or(0, |v| (key.len() + v.len()) as u64);
@@ -58,16 +65,18 @@ impl Store {
         if after > quota {
             return Err(KvError::QuotaExceeded(quota));
         }
-        let _writing = self.writing();
-        self.bot_kv.insert(full, value)?;
-        Ok(())
+        self.write(|t| {
+            t.bot_kv.insert(full, value)?;
+            Ok(())
+        })
     }
 
     pub fn kv_delete(&self, plugin: &str, key: &str) -> Result<(), KvError> {
         let full = full_key(plugin, key)?;
-        let _writing = self.writing();
-        self.bot_kv.remove(full)?;
-        Ok(())
+        self.write(|t| {
+            t.bot_kv.remove(full)?;
+            Ok(())
+        })
     }
 
     /// Keys of a plugin that start with `start`, in byte order, at most `limit`.
@@ -76,7 +85,7 @@ impl Store {
         let mut scan = prefix(plugin);
         scan.extend_from_slice(start.as_bytes());
         let mut keys = Vec::new();
-        for entry in self.bot_kv.scan_prefix(scan).take(limit) {
+        for entry in self.trees()?.bot_kv.scan_prefix(scan).take(limit) {
             let (key, _) = entry?;
             keys.push(String::from_utf8_lossy(&key[skip..]).into_owned());
         }
@@ -87,7 +96,7 @@ impl Store {
     pub fn kv_usage(&self, plugin: &str) -> Result<u64, KvError> {
         let skip = prefix(plugin).len();
         let mut used = 0u64;
-        for entry in self.bot_kv.scan_prefix(prefix(plugin)) {
+        for entry in self.trees()?.bot_kv.scan_prefix(prefix(plugin)) {
             let (key, value) = entry?;
             used += (key.len() - skip + value.len()) as u64;
         }

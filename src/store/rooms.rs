@@ -200,45 +200,49 @@ impl Store {
         member: &MemberRecord,
         first: &Item,
     ) -> Result<bool> {
-        let _writing = self.writing();
-        let outcome = (&self.rooms, &self.members, &self.user_rooms, &self.items).transaction(
-            |(rooms, members, user_rooms, items)| {
-                if rooms.get(room.code.as_bytes())?.is_some() {
-                    return Err(ConflictableTransactionError::Abort(()));
-                }
-                rooms.insert(room.code.as_bytes(), encode(room))?;
-                members.insert(key(&room.code, creator), encode(member))?;
-                user_rooms.insert(
-                    user_room_key(creator, &room.code),
-                    &member.joined_at.to_be_bytes(),
-                )?;
-                items.insert(key(&room.code, first.seq), encode(first))?;
-                Ok(())
-            },
-        );
-        match outcome {
-            Ok(()) => Ok(true),
-            Err(TransactionError::Abort(())) => Ok(false),
-            Err(TransactionError::Storage(e)) => Err(e.into()),
-        }
+        self.write(|t| {
+            let outcome = (&t.rooms, &t.members, &t.user_rooms, &t.items).transaction(
+                |(rooms, members, user_rooms, items)| {
+                    if rooms.get(room.code.as_bytes())?.is_some() {
+                        return Err(ConflictableTransactionError::Abort(()));
+                    }
+                    rooms.insert(room.code.as_bytes(), encode(room))?;
+                    members.insert(key(&room.code, creator), encode(member))?;
+                    user_rooms.insert(
+                        user_room_key(creator, &room.code),
+                        &member.joined_at.to_be_bytes(),
+                    )?;
+                    items.insert(key(&room.code, first.seq), encode(first))?;
+                    Ok(())
+                },
+            );
+            match outcome {
+                Ok(()) => Ok(true),
+                Err(TransactionError::Abort(())) => Ok(false),
+                Err(TransactionError::Storage(e)) => Err(e.into()),
+            }
+        })
     }
 
     pub fn room(&self, code: &str) -> Result<Option<RoomRecord>> {
-        self.rooms
+        self.trees()?
+            .rooms
             .get(code.as_bytes())?
             .map(|raw| decode("rooms", &raw))
             .transpose()
     }
 
     pub fn put_room(&self, room: &RoomRecord) -> Result<()> {
-        let _writing = self.writing();
-        self.rooms.insert(room.code.as_bytes(), encode(room))?;
-        Ok(())
+        self.write(|t| {
+            t.rooms.insert(room.code.as_bytes(), encode(room))?;
+            Ok(())
+        })
     }
 
     /// Every member of a room with their user id, in no particular order.
     pub fn members(&self, code: &str) -> Result<Vec<(u64, MemberRecord)>> {
-        self.members
+        self.trees()?
+            .members
             .scan_prefix(code.as_bytes())
             .map(|entry| {
                 let (k, v) = entry?;
@@ -248,28 +252,31 @@ impl Store {
     }
 
     pub fn is_member(&self, code: &str, user_id: u64) -> Result<bool> {
-        Ok(self.members.contains_key(key(code, user_id))?)
+        Ok(self.trees()?.members.contains_key(key(code, user_id))?)
     }
 
     pub fn put_member(&self, code: &str, user_id: u64, member: &MemberRecord) -> Result<()> {
-        let _writing = self.writing();
-        self.members.insert(key(code, user_id), encode(member))?;
-        self.user_rooms.insert(
-            user_room_key(user_id, code),
-            &member.joined_at.to_be_bytes(),
-        )?;
-        Ok(())
+        self.write(|t| {
+            t.members.insert(key(code, user_id), encode(member))?;
+            t.user_rooms.insert(
+                user_room_key(user_id, code),
+                &member.joined_at.to_be_bytes(),
+            )?;
+            Ok(())
+        })
     }
 
     pub fn remove_member(&self, code: &str, user_id: u64) -> Result<()> {
-        let _writing = self.writing();
-        self.members.remove(key(code, user_id))?;
-        self.user_rooms.remove(user_room_key(user_id, code))?;
-        Ok(())
+        self.write(|t| {
+            t.members.remove(key(code, user_id))?;
+            t.user_rooms.remove(user_room_key(user_id, code))?;
+            Ok(())
+        })
     }
 
     pub fn bans(&self, code: &str) -> Result<Vec<(u64, BanRecord)>> {
-        self.bans
+        self.trees()?
+            .bans
             .scan_prefix(code.as_bytes())
             .map(|entry| {
                 let (k, v) = entry?;
@@ -279,21 +286,23 @@ impl Store {
     }
 
     pub fn put_ban(&self, code: &str, user_id: u64, ban: &BanRecord) -> Result<()> {
-        let _writing = self.writing();
-        self.bans.insert(key(code, user_id), encode(ban))?;
-        Ok(())
+        self.write(|t| {
+            t.bans.insert(key(code, user_id), encode(ban))?;
+            Ok(())
+        })
     }
 
     pub fn remove_ban(&self, code: &str, user_id: u64) -> Result<()> {
-        let _writing = self.writing();
-        self.bans.remove(key(code, user_id))?;
-        Ok(())
+        self.write(|t| {
+            t.bans.remove(key(code, user_id))?;
+            Ok(())
+        })
     }
 
     /// The rooms a user belongs to, oldest membership first.
     pub fn rooms_of_user(&self, user_id: u64) -> Result<Vec<RoomRecord>> {
         let mut joined = Vec::new();
-        for entry in self.user_rooms.scan_prefix(user_id.to_be_bytes()) {
+        for entry in self.trees()?.user_rooms.scan_prefix(user_id.to_be_bytes()) {
             let (k, v) = entry?;
             let code = String::from_utf8_lossy(&k[8..]).into_owned();
             joined.push((suffix_u64("user_rooms", &v)?, code));
@@ -310,20 +319,22 @@ impl Store {
 
     /// The highest seq stored for a room (0 for none).
     pub fn last_seq(&self, code: &str) -> Result<u64> {
-        match self.items.scan_prefix(code.as_bytes()).next_back() {
+        match self.trees()?.items.scan_prefix(code.as_bytes()).next_back() {
             Some(entry) => suffix_u64("items", &entry?.0),
             None => Ok(0),
         }
     }
 
     pub fn put_item(&self, code: &str, item: &Item) -> Result<()> {
-        let _writing = self.writing();
-        self.items.insert(key(code, item.seq), encode(item))?;
-        Ok(())
+        self.write(|t| {
+            t.items.insert(key(code, item.seq), encode(item))?;
+            Ok(())
+        })
     }
 
     pub fn item(&self, code: &str, seq: u64) -> Result<Option<Item>> {
-        self.items
+        self.trees()?
+            .items
             .get(key(code, seq))?
             .map(|raw| decode("items", &raw))
             .transpose()
@@ -332,7 +343,8 @@ impl Store {
     /// The newest `limit` items with seq < `before` (all when `None`), oldest first.
     pub fn items_before(&self, code: &str, before: Option<u64>, limit: usize) -> Result<Page> {
         let end = key(code, before.unwrap_or(u64::MAX));
-        let mut range = self.items.range(key(code, 0)..end).rev();
+        let trees = self.trees()?;
+        let mut range = trees.items.range(key(code, 0)..end).rev();
         let mut items = Vec::with_capacity(limit.min(256));
         for entry in range.by_ref().take(limit) {
             items.push(decode("items", &entry?.1)?);
@@ -345,7 +357,8 @@ impl Store {
     /// The oldest `limit` items with seq > `since`, oldest first.
     pub fn items_after(&self, code: &str, since: u64, limit: usize) -> Result<Page> {
         let start = key(code, since.saturating_add(1));
-        let mut range = self.items.range(start..=key(code, u64::MAX));
+        let trees = self.trees()?;
+        let mut range = trees.items.range(start..=key(code, u64::MAX));
         let mut items = Vec::with_capacity(limit.min(512));
         for entry in range.by_ref().take(limit) {
             items.push(decode("items", &entry?.1)?);

@@ -89,17 +89,15 @@ impl Store {
     /// writer) for the length of the copy: call it on a blocking thread, never on a runtime
     /// worker that a writer may need.
     pub fn snapshot(&self) -> Result<Snapshot> {
-        let pause = self
-            .gate
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let pause = self.exclusive();
         let started = Instant::now();
-        let id_high_water = self.next_id()?;
-        let mut names = self.db.tree_names();
+        let db = self.trees()?;
+        let id_high_water = self.id_in(&db)?;
+        let mut names = db.db.tree_names();
         names.sort();
         let mut trees = Vec::with_capacity(names.len());
         for name in names {
-            let tree = self.db.open_tree(&name)?;
+            let tree = db.db.open_tree(&name)?;
             let entries = tree.iter().collect::<std::result::Result<Vec<_>, _>>()?;
             trees.push(TreeCopy { name, entries });
         }
