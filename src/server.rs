@@ -114,6 +114,7 @@ impl Server {
                 None
             }
         };
+        crate::web::precompress();
         tracing::info!("hearth is serving on {url}");
 
         let (stopping_tx, mut stopping) = tokio::sync::watch::channel(false);
