@@ -1,5 +1,5 @@
 // Sign in and create an account; one button per OAuth provider the server lists.
-import { api } from './api.js';
+import { api } from './core.js';
 import { h, logo } from './dom.js';
 
 const NAME_RULE = /^[A-Za-z0-9_.-]{3,32}$/;

@@ -1,10 +1,6 @@
 // Hearth's web UI: boot, routes, the sidebar, and the socket's frames applied to the rooms.
-import { api } from './api.js';
-import { h, icon, logo, toast, modal, copyText } from './dom.js';
-import { colorClass, initial, parseCode, exactOnHover } from './format.js';
-import { state, Room, loadLastRead, saveLastRead } from './model.js';
-import { Socket } from './socket.js';
-import { renderAuth, loadProviders } from './auth.js';
+import { h, icon, logo, toast, modal, copyText, colorClass, initial, parseCode, exactOnHover } from './dom.js';
+import { api, answer, state, Room, loadLastRead, saveLastRead, Socket } from './core.js';
 import { RoomView } from './room.js';
 
 const app = document.getElementById('app');
@@ -40,14 +36,15 @@ async function boot() {
   fitViewport();
   let me;
   // All at once, to show the room sooner: who I am, my rooms, and the socket (which waits for
-  // the page before joining, and is dropped if I turn out to be signed out).
-  const rooms = api('GET', '/api/rooms').catch(() => null);
-  socket = new Socket({ onframe, onstate, onopen, onsignedout });
+  // the page before joining, and is dropped if I turn out to be signed out). early.js asked for
+  // all three while the modules loaded; without it (or on "Try again") they are asked here.
   const early = window.hearthEarly;
-  delete window.hearthEarly;
+  window.hearthEarly = null;
+  const rooms = (early ? early.rooms.then(answer) : api('GET', '/api/rooms')).catch(() => null);
+  socket = new Socket({ onframe, onstate, onopen, onsignedout });
   if (!socket.adopt(early)) socket.start();
   try {
-    me = (await api('GET', '/api/me')).user;
+    me = (await (early ? early.me.then(answer) : api('GET', '/api/me'))).user;
     performance.mark('hearth:signed-in');
   } catch (e) {
     socket.stop();
@@ -71,6 +68,8 @@ async function showAuth() {
   document.body.dataset.view = 'auth';
   const match = location.pathname.match(/^\/r\/([^/]+)/);
   const roomCode = match ? parseCode(match[1]) : null;
+  // Loaded only now: signed in, the page never needs it.
+  const { renderAuth, loadProviders } = await import('./auth.js');
   if (!state.providers.length) state.providers = await loadProviders();
   renderAuth(app, {
     providers: state.providers,

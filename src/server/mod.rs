@@ -148,6 +148,7 @@ impl Server {
             state.bots.clone(),
             state.rooms.clone(),
         )?;
+        crate::web::precompress();
         tracing::info!("hearth is serving on {url}");
 
         let (stopping_tx, mut stopping) = tokio::sync::watch::channel(false);

@@ -1,0 +1,418 @@
+// What the page knows and how it talks to the server: the JSON API, the rooms as the page holds
+// them, and the one WebSocket.
+
+// ---- the JSON API ----
+//
+// The session is the HttpOnly cookie the server set at sign-in; the page never sees or stores
+// the token.
+
+export class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+export async function api(method, path, body) {
+  const init = { method, credentials: 'same-origin', headers: { accept: 'application/json' } };
+  if (body !== undefined) {
+    init.headers['content-type'] = 'application/json';
+    init.body = JSON.stringify(body);
+  }
+  return answer(await fetch(path, init));
+}
+
+/** The data of an API response, or an ApiError. */
+export async function answer(response) {
+  if (response.status === 204) return null;
+  let data = null;
+  try {
+    data = await response.json();
+  } catch {
+    data = null;
+  }
+  if (!response.ok) {
+    const error = data && data.error;
+    throw new ApiError(response.status, error ? error.code : `http_${response.status}`,
+      error ? error.message : `The server answered ${response.status}.`);
+  }
+  return data;
+}
+
+// ---- the model: me, my rooms, and for each room its members and the items loaded so far ----
+//
+// Items are kept by seq; a seq seen twice is one item (a resume never duplicates).
+
+export const state = {
+  me: null,
+  rooms: new Map(),
+  current: null,
+  conn: 'idle',
+  providers: [],
+  // Slash commands the server told us about (from /help); /help itself is in the contract.
+  commands: [{ name: 'help', description: 'List the commands available here' }],
+};
+
+export class Room {
+  constructor(view) {
+    this.code = view.code;
+    this.name = view.name;
+    this.host = view.host;
+    this.createdAt = view.created_at;
+    this.members = new Map();
+    this.items = [];
+    this.bySeq = new Map();
+    this.notices = [];
+    this.pending = [];
+    this.typing = new Map();
+    // ok | joining | kicked | banned | unknown | gone
+    this.status = 'joining';
+    this.kickedBy = null;
+    this.subscribed = false;
+    this.loadingOlder = false;
+    this.lastRead = null;
+    this.unread = 0;
+  }
+
+  update(view) {
+    this.name = view.name;
+    this.host = view.host;
+    this.createdAt = view.created_at;
+  }
+
+  get maxSeq() {
+    return this.items.length ? this.items[this.items.length - 1].seq : 0;
+  }
+
+  get minSeq() {
+    return this.items.length ? this.items[0].seq : 0;
+  }
+
+  /** Whether older items exist than those loaded: seqs start at 1 with no gaps. */
+  get hasOlder() {
+    return this.items.length > 0 && this.items[0].seq > 1;
+  }
+
+  /**
+   * Adds items; returns what was new, and whether any came before the loaded ones. An item seen
+   * again replaces the old copy's reactions (a later copy is newer).
+   */
+  addItems(list) {
+    const added = [];
+    let before = false;
+    let unordered = false;
+    for (const item of list) {
+      const known = this.bySeq.get(item.seq);
+      if (known) {
+        known.reactions = item.reactions || {};
+        continue;
+      }
+      item.reactions = item.reactions || {};
+      if (this.items.length && item.seq < this.maxSeq) {
+        unordered = true;
+        if (item.seq < this.minSeq) before = true;
+      }
+      this.items.push(item);
+      this.bySeq.set(item.seq, item);
+      added.push(item);
+    }
+    if (unordered) this.items.sort((a, b) => a.seq - b.seq);
+    return { added, before };
+  }
+
+  setMembers(list) {
+    this.members = new Map(list.map((m) => [m.username, { ...m }]));
+  }
+
+  displayName(username) {
+    const member = this.members.get(username);
+    return member ? member.display_name : username;
+  }
+
+  /** Follows a system item: membership, host, bans. */
+  applySystem(item) {
+    switch (item.event) {
+      case 'join':
+        if (!this.members.has(item.user)) {
+          this.members.set(item.user, { username: item.user, display_name: item.user, online: false, host: false });
+        }
+        break;
+      case 'leave':
+      case 'kick':
+        this.members.delete(item.user);
+        break;
+      case 'host_transfer':
+        this.host = item.to;
+        for (const member of this.members.values()) member.host = member.username === item.to;
+        break;
+      default:
+        break;
+    }
+  }
+
+  /** Users removed by the host and not let back, as far as the loaded history tells. */
+  banned() {
+    const banned = new Map();
+    for (const item of this.items) {
+      if (item.kind !== 'system') continue;
+      if (item.event === 'kick') banned.set(item.user, item);
+      else if (item.event === 'unban' || item.event === 'join') banned.delete(item.user);
+    }
+    return [...banned.keys()];
+  }
+
+  applyReaction({ seq, emoji, user, on }) {
+    const item = this.bySeq.get(seq);
+    if (!item) return null;
+    const users = item.reactions[emoji] || [];
+    const has = users.includes(user);
+    if (on && !has) item.reactions[emoji] = [...users, user];
+    if (!on && has) {
+      const rest = users.filter((u) => u !== user);
+      if (rest.length) item.reactions[emoji] = rest;
+      else delete item.reactions[emoji];
+    }
+    return item;
+  }
+
+  countUnread(me) {
+    if (this.lastRead == null) return 0;
+    let n = 0;
+    for (let i = this.items.length - 1; i >= 0; i--) {
+      const item = this.items[i];
+      if (item.seq <= this.lastRead) break;
+      if (item.kind !== 'system' && item.author !== me) n++;
+    }
+    return n;
+  }
+}
+
+function readKey(code) {
+  return `hearth.read.${state.me ? state.me.username : ''}.${code}`;
+}
+
+export function loadLastRead(room) {
+  const stored = Number(localStorage.getItem(readKey(room.code)));
+  room.lastRead = Number.isFinite(stored) && stored > 0 ? stored : null;
+}
+
+export function saveLastRead(room, seq) {
+  if (room.lastRead != null && seq <= room.lastRead) return false;
+  room.lastRead = seq;
+  try {
+    localStorage.setItem(readKey(room.code), String(seq));
+  } catch {
+    // Private mode: unread counts last for this page only.
+  }
+  return true;
+}
+
+// ---- one WebSocket for every room, with automatic reconnection ----
+//
+// After a close the socket waits (0.5 s, 1 s, 2 s, ... up to 15 s, with jitter), asks
+// /api/me whether the session still holds (a refused upgrade looks like any other failure to a
+// browser), and opens again; `onopen` then rejoins the rooms with `since`. A close with 4401
+// means the session ended: no reconnect.
+
+const SESSION_ENDED = 4401;
+const POLICY = 1008;
+const MAX_DELAY = 15000;
+const REQUEST_TIMEOUT = 20000;
+
+export class Socket {
+  constructor({ onframe, onstate, onopen, onsignedout }) {
+    this.onframe = onframe;
+    this.onstate = onstate;
+    this.onopen = onopen;
+    this.onsignedout = onsignedout;
+    this.ws = null;
+    this.attempt = 0;
+    this.timer = null;
+    this.nextAt = 0;
+    this.seq = 0;
+    this.waiting = new Map();
+    this.stopped = false;
+    this.state = 'idle';
+    this.retryNow = this.retryNow.bind(this);
+    this.onvisible = () => {
+      if (document.visibilityState === 'visible') this.retryNow();
+    };
+    window.addEventListener('online', this.retryNow);
+    document.addEventListener('visibilitychange', this.onvisible);
+  }
+
+  get open() {
+    return this.ws !== null && this.ws.readyState === WebSocket.OPEN;
+  }
+
+  setState(state) {
+    this.state = state;
+    this.onstate(state, this);
+  }
+
+  start() {
+    this.stopped = false;
+    this.connect();
+  }
+
+  stop() {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    window.removeEventListener('online', this.retryNow);
+    document.removeEventListener('visibilitychange', this.onvisible);
+    if (this.ws) this.ws.close(1000, 'bye');
+    this.ws = null;
+    this.failAll('stopped');
+  }
+
+  retryNow() {
+    if (this.stopped || this.state !== 'waiting') return;
+    clearTimeout(this.timer);
+    this.attempt = Math.max(0, this.attempt - 1);
+    this.reconnect();
+  }
+
+  /**
+   * Takes over a socket opened before the UI loaded (early.js) with the frames it got so far.
+   * Resolves `early` with the answer to its join, if it sent one. False if that socket is gone.
+   */
+  adopt(early) {
+    if (!early || early.closed || early.ws.readyState > WebSocket.OPEN) {
+      if (early) early.ws.close();
+      return false;
+    }
+    this.stopped = false;
+    this.earlyAnswer = early.room ? this.expect('early') : null;
+    this.earlyAnswer?.catch(() => {});
+    this.attach(early.ws);
+    for (const data of early.frames) this.receive(data);
+    early.frames = [];
+    if (early.opened) {
+      this.opened();
+    } else {
+      // Still connecting: the join early.js would have sent on open is sent here instead.
+      early.ws.onopen = () => {
+        if (early.room) early.ws.send(JSON.stringify({ type: 'join', room: early.room, ref: 'early' }));
+        this.opened();
+      };
+      this.setState('connecting');
+    }
+    return true;
+  }
+
+  connect() {
+    if (this.stopped) return;
+    this.setState(this.attempt === 0 ? 'connecting' : 'reconnecting');
+    const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+    this.attach(new WebSocket(`${scheme}//${location.host}/ws`));
+  }
+
+  opened() {
+    this.attempt = 0;
+    this.setState('open');
+    this.onopen();
+  }
+
+  receive(data) {
+    let frame;
+    try {
+      frame = JSON.parse(data);
+    } catch {
+      return;
+    }
+    const pending = frame.ref && this.waiting.get(frame.ref);
+    if (pending) {
+      this.waiting.delete(frame.ref);
+      clearTimeout(pending.timer);
+      if (frame.type === 'error') pending.reject(Object.assign(new Error(frame.message), { code: frame.code }));
+      else pending.resolve(frame);
+      return;
+    }
+    this.onframe(frame);
+  }
+
+  attach(ws) {
+    this.ws = ws;
+    ws.onopen = () => this.opened();
+    ws.onmessage = (event) => this.receive(event.data);
+    ws.onclose = (event) => {
+      if (this.ws !== ws) return;
+      this.ws = null;
+      this.failAll('disconnected');
+      if (this.stopped) return;
+      if (event.code === SESSION_ENDED) {
+        this.stopped = true;
+        this.setState('signedout');
+        this.onsignedout();
+        return;
+      }
+      this.schedule(event.code === POLICY ? 4 : 0);
+    };
+  }
+
+  schedule(extra = 0) {
+    this.attempt += 1 + extra;
+    const base = Math.min(MAX_DELAY, 500 * 2 ** (this.attempt - 1));
+    const delay = Math.round(base * (0.8 + Math.random() * 0.4));
+    this.nextAt = Date.now() + delay;
+    this.setState('waiting');
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.reconnect(), delay);
+  }
+
+  async reconnect() {
+    if (this.stopped) return;
+    this.setState('reconnecting');
+    let status = 0;
+    try {
+      const response = await fetch('/api/me', { credentials: 'same-origin', cache: 'no-store' });
+      status = response.status;
+    } catch {
+      status = 0;
+    }
+    if (this.stopped) return;
+    if (status === 401) {
+      this.stopped = true;
+      this.setState('signedout');
+      this.onsignedout();
+    } else if (status === 200) {
+      this.connect();
+    } else {
+      this.schedule();
+    }
+  }
+
+  failAll(code) {
+    for (const pending of this.waiting.values()) {
+      clearTimeout(pending.timer);
+      pending.reject(Object.assign(new Error('The connection was lost.'), { code }));
+    }
+    this.waiting.clear();
+  }
+
+  /** Sends a frame with a fresh ref; resolves with its answer, rejects with its error. */
+  request(frame) {
+    if (!this.open) return Promise.reject(Object.assign(new Error('Not connected.'), { code: 'disconnected' }));
+    const ref = `r${++this.seq}`;
+    const answer = this.expect(ref);
+    this.ws.send(JSON.stringify({ ...frame, ref }));
+    return answer;
+  }
+
+  /** The answer to a frame sent with `ref`. */
+  expect(ref) {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiting.delete(ref);
+        reject(Object.assign(new Error('The server did not answer.'), { code: 'timeout' }));
+      }, REQUEST_TIMEOUT);
+      this.waiting.set(ref, { resolve, reject, timer });
+    });
+  }
+
+  /** Sends a frame that needs no answer (typing); dropped while disconnected. */
+  post(frame) {
+    if (this.open) this.ws.send(JSON.stringify(frame));
+  }
+}
