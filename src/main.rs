@@ -168,7 +168,11 @@ async fn user(config: Config, action: UserAction) -> anyhow::Result<()> {
         }
         UserAction::List => {
             for user in accounts.list()? {
-                let state = if user.disabled { "disabled" } else { "active" };
+                let state = match (user.disabled, user.bot) {
+                    (true, _) => "disabled",
+                    (false, true) => "bot",
+                    (false, false) => "active",
+                };
                 println!("{}\t{}\t{}", user.username, user.display_name, state);
             }
         }

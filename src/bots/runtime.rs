@@ -241,6 +241,19 @@ impl Runtime {
         .await
     }
 
+    /// Instantiates a plugin in a fresh store, with the limits of a call, and drops it without
+    /// calling any export: the fixed cost every call pays before the plugin runs. The plugin's
+    /// own start-up code (its core modules' start functions) runs; nothing else does.
+    /// `benches/bots.rs` measures it.
+    pub async fn instantiate(
+        &self,
+        plugin: &Compiled,
+        grants: Arc<Grants>,
+    ) -> (Result<(), CallError>, CallStats) {
+        self.call(plugin, grants, |_, _| Box::pin(async { Ok(()) }))
+            .await
+    }
+
     async fn call<'a, R>(
         &self,
         plugin: &Compiled,

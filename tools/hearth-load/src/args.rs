@@ -31,7 +31,8 @@ pub struct Args {
     /// Seconds of sending (or of holding the sockets when RATE is 0).
     #[arg(long, default_value_t = 10)]
     pub duration: u64,
-    /// Seconds to wait for the last deliveries after sending stops.
+    /// Seconds to wait for the last deliveries after sending stops (with --command, at most
+    /// this long: the wait ends once every command is answered or refused).
     #[arg(long, default_value_t = 2)]
     pub drain: u64,
     /// Source addresses 127.0.0.1 ..= 127.0.0.N, for more sockets than one address has ports.
@@ -49,6 +50,14 @@ pub struct Args {
     /// Password of the load users.
     #[arg(long, default_value = "load-test-password")]
     pub password: String,
+    /// Send this slash-command (served by a bot) instead of chat, e.g. "/echo hi", and time each
+    /// one: send to ack, to its own message, and to the bot's reply (`reply_to` its seq). The
+    /// run first waits until /help lists the command.
+    #[arg(long)]
+    pub command: Option<String>,
+    /// Seconds to wait for /help to list the command's bot (it loads after the server starts).
+    #[arg(long, default_value_t = 60)]
+    pub bot_wait: u64,
     /// Hard limit on the whole run, in seconds.
     #[arg(long, default_value_t = 900)]
     pub max_seconds: u64,
@@ -71,11 +80,21 @@ impl Args {
         if self.users == 0 || self.rooms == 0 || self.source_ips == 0 {
             bail!("--users, --rooms and --source-ips must be at least 1");
         }
+        if let Some(command) = &self.command {
+            if crate::commands::command_name(command).is_none() {
+                bail!("--command must be a slash-command such as \"/echo hi\"");
+            }
+        }
         Ok(())
     }
 
     pub fn ws_url(&self) -> String {
         format!("ws{}/ws", self.url.trim_start_matches("http"))
+    }
+
+    /// The command to send, trimmed as the server trims it (so its echo can be recognised).
+    pub fn command(&self) -> Option<&str> {
+        self.command.as_deref().map(str::trim)
     }
 
     pub fn senders(&self) -> usize {

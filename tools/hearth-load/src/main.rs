@@ -4,6 +4,7 @@
 //! to loopback addresses.
 
 mod args;
+mod commands;
 mod proc_stats;
 mod setup;
 mod sockets;
@@ -12,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::Parser;
-use serde_json::json;
+use hdrhistogram::Histogram;
+use serde_json::{json, Value};
 
 use args::Args;
 
@@ -37,7 +39,7 @@ async fn main() -> anyhow::Result<()> {
         .context("creating rooms")?;
     let server = proc_stats::Sampler::new(args.pid);
     let rss_before = server.rss_kib();
-    let fleet = sockets::open(&args, &accounts, &rooms, deadline).await?;
+    let mut fleet = sockets::open(&args, &accounts, &rooms, deadline).await?;
     let setup_secs = setup_started.elapsed().as_secs_f64();
     let rss_connected = server.rss_kib();
     eprintln!(
@@ -49,12 +51,19 @@ async fn main() -> anyhow::Result<()> {
         bail!("no socket could connect");
     }
 
+    if let Some(command) = args.command() {
+        let waited = fleet.wait_for_command(&args).await?;
+        eprintln!("/help lists {command:?} (waited {waited:.1} s)");
+    }
+
     let (connected, failed) = (fleet.connected(), fleet.failed());
     let health_ms = setup::health_latency_ms(&args).await?;
     let cpu_before = server.cpu_seconds();
     let run_started = Instant::now();
+    let peak = server.watch_peak_rss();
     let outcome = fleet.run(&args, deadline).await;
     let run_secs = run_started.elapsed().as_secs_f64();
+    let rss_peak = peak.stop().await;
     let cpu = server
         .cpu_seconds()
         .zip(cpu_before)
@@ -97,6 +106,9 @@ async fn main() -> anyhow::Result<()> {
     if let (Some(before), Some(connected), Some(after)) = (rss_before, rss_connected, rss_after) {
         println!("server RSS KiB     {before} before, {connected} connected, {after} after");
     }
+    if let Some(peak) = rss_peak {
+        println!("server RSS peak    {peak} KiB while sending (sampled every 100 ms)");
+    }
     if let Some(bytes) = per_socket_bytes {
         println!("server bytes/sock  {bytes:.0}");
     }
@@ -106,7 +118,12 @@ async fn main() -> anyhow::Result<()> {
     if let Some(us) = cpu_us_per_delivery {
         println!("server CPU/deliv.  {us:.2} µs");
     }
-    let summary = json!({
+    let command_summary = outcome
+        .commands
+        .as_ref()
+        .zip(args.command())
+        .map(|(times, command)| command_report(command, times, send_secs));
+    let mut summary = json!({
         "connections": connected,
         "failed_connections": failed,
         "rooms": rooms.len(),
@@ -128,7 +145,69 @@ async fn main() -> anyhow::Result<()> {
         "server_bytes_per_socket": per_socket_bytes,
         "server_cpu_s": cpu,
         "server_cpu_us_per_delivery": cpu_us_per_delivery,
+        "server_rss_kib_peak": rss_peak,
     });
+    if let Some(command) = command_summary {
+        summary["command"] = command;
+    }
     println!("{summary}");
     Ok(())
+}
+
+/// Percentiles of a latency histogram in microseconds, as milliseconds.
+fn percentiles(h: &Histogram<u64>) -> Value {
+    let ms = |v: u64| v as f64 / 1000.0;
+    json!({
+        "count": h.len(),
+        "p50": ms(h.value_at_quantile(0.5)),
+        "p99": ms(h.value_at_quantile(0.99)),
+        "p999": ms(h.value_at_quantile(0.999)),
+        "max": ms(h.max()),
+    })
+}
+
+/// Prints the command timings and answers them for the summary line. The bot's overhead is
+/// the reply's latency less the command's own message's (what the same text costs as chat).
+fn command_report(command: &str, times: &commands::CommandTimes, send_secs: f64) -> Value {
+    let ms = |v: u64| v as f64 / 1000.0;
+    println!(
+        "commands           {command:?}: {} sent, {} acked, {} own messages, {} answered, {} refused",
+        times.sent, times.acked, times.echoed, times.replied, times.refused
+    );
+    for (what, h) in [
+        ("send -> ack", &times.ack),
+        ("send -> message", &times.echo),
+        ("send -> bot reply", &times.reply),
+        ("message -> reply", &times.reply_after_echo),
+    ] {
+        println!(
+            "{what:<18} ms p50 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}",
+            ms(h.value_at_quantile(0.5)),
+            ms(h.value_at_quantile(0.99)),
+            ms(h.value_at_quantile(0.999)),
+            ms(h.max())
+        );
+    }
+    let overhead =
+        |q: f64| ms(times.reply.value_at_quantile(q)) - ms(times.echo.value_at_quantile(q));
+    println!(
+        "bot overhead       ms p50 {:.2}  p99 {:.2}  (reply less own message, per percentile)",
+        overhead(0.5),
+        overhead(0.99)
+    );
+    json!({
+        "text": command,
+        "sent": times.sent,
+        "acked": times.acked,
+        "own_messages": times.echoed,
+        "answered": times.replied,
+        "refused": times.refused,
+        "answered_per_s": times.replied as f64 / send_secs,
+        "ack_ms": percentiles(&times.ack),
+        "message_ms": percentiles(&times.echo),
+        "reply_ms": percentiles(&times.reply),
+        "reply_after_message_ms": percentiles(&times.reply_after_echo),
+        "overhead_p50_ms": overhead(0.5),
+        "overhead_p99_ms": overhead(0.99),
+    })
 }

@@ -1,7 +1,21 @@
 //! The server's resident memory and CPU time, read from /proc.
 
+#[derive(Clone, Copy)]
 pub struct Sampler {
     pid: Option<u32>,
+}
+
+/// The largest RSS seen by a background sampler, until [`PeakRss::stop`].
+pub struct PeakRss {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Option<u64>>,
+}
+
+impl PeakRss {
+    pub async fn stop(self) -> Option<u64> {
+        let _ = self.stop.send(());
+        self.task.await.ok().flatten()
+    }
 }
 
 /// Clock ticks per second for /proc/<pid>/stat times; 100 on every Linux this runs on.
@@ -16,6 +30,23 @@ impl Sampler {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid?)).ok()?;
         let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
         line.split_whitespace().nth(1)?.parse().ok()
+    }
+
+    /// Samples the RSS every 100 ms in the background until stopped; answers the largest.
+    pub fn watch_peak_rss(self) -> PeakRss {
+        let (stop, mut stopped) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(async move {
+            let mut peak = self.rss_kib();
+            loop {
+                tokio::select! {
+                    _ = &mut stopped => break,
+                    () = tokio::time::sleep(std::time::Duration::from_millis(100)) => {}
+                }
+                peak = peak.max(self.rss_kib());
+            }
+            peak.max(self.rss_kib())
+        });
+        PeakRss { stop, task }
     }
 
     /// User plus system CPU seconds the process has used.

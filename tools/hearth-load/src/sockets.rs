@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,6 +21,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
 use crate::args::Args;
+use crate::commands::{self, CommandTimes, Tracker};
 
 type Ws = WebSocketStream<TcpStream>;
 
@@ -47,6 +49,8 @@ pub struct Outcome {
     pub closed_by_server: usize,
     /// End-to-end latency in microseconds.
     pub latency: Histogram<u64>,
+    /// With --command: the senders' command timings, summed.
+    pub commands: Option<CommandTimes>,
 }
 
 #[derive(Default)]
@@ -166,6 +170,58 @@ impl Fleet {
         self.failed
     }
 
+    /// With --command: asks /help (from the first sender) every half second until it lists the
+    /// command, at most `args.bot_wait` seconds. Answers the seconds it waited.
+    pub async fn wait_for_command(&mut self, args: &Args) -> anyhow::Result<f64> {
+        let Some(name) = args.command().and_then(commands::command_name) else {
+            return Ok(0.0);
+        };
+        let started = Instant::now();
+        let limit = Duration::from_secs(args.bot_wait);
+        let socket = self.sockets.first_mut().context("no socket")?;
+        let code = self.rooms[socket.room].clone();
+        let mut attempt = 0u64;
+        loop {
+            attempt += 1;
+            let reference = format!("help-{attempt}");
+            let ask = json!({"type": "send", "room": code, "text": "/help", "ref": reference});
+            socket.ws.send(Message::text(ask.to_string())).await?;
+            let remaining = limit.saturating_sub(started.elapsed());
+            let help = tokio::time::timeout(remaining, async {
+                while let Some(frame) = socket.ws.next().await {
+                    if let Message::Text(text) = frame? {
+                        let frame: serde_json::Value = match serde_json::from_str(&text) {
+                            Ok(frame) => frame,
+                            Err(_) => continue,
+                        };
+                        if frame["ref"].as_str() != Some(reference.as_str()) {
+                            continue;
+                        }
+                        match frame["type"].as_str() {
+                            Some("notice") => {
+                                return Ok(frame["text"].as_str().unwrap_or("").to_string())
+                            }
+                            _ => bail!("/help was refused: {text}"),
+                        }
+                    }
+                }
+                bail!("the socket closed while waiting for /help")
+            })
+            .await
+            .with_context(|| format!("/help did not answer within {} s", args.bot_wait))??;
+            if commands::help_lists(&help, name) {
+                return Ok(started.elapsed().as_secs_f64());
+            }
+            if started.elapsed() + Duration::from_millis(500) >= limit {
+                bail!(
+                    "/help did not list /{name} within {} s: {help}",
+                    args.bot_wait
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
     /// Sends for `args.duration` seconds, waits `args.drain` more, and tallies.
     pub async fn run(self, args: &Args, deadline: Instant) -> Outcome {
         let base = Instant::now();
@@ -174,6 +230,13 @@ impl Fleet {
         let senders = args.senders().max(1);
         let interval =
             (args.rate > 0.0).then(|| Duration::from_secs_f64(senders as f64 / args.rate));
+        let command: Option<Arc<str>> = args.command().map(Arc::from);
+        let outstanding = Arc::new(AtomicI64::new(0));
+        let sending_now = Arc::new(AtomicUsize::new(if interval.is_some() {
+            self.sockets.iter().filter(|s| s.sender).count()
+        } else {
+            0
+        }));
         let mut per_room = vec![0u64; self.rooms.len()];
         for socket in &self.sockets {
             per_room[socket.room] += 1;
@@ -184,26 +247,44 @@ impl Fleet {
             let (sending, reading) = (sending.clone(), reading.clone());
             let room = socket.room;
             let tick = interval.filter(|_| socket.sender);
+            let sends = Sends {
+                tick,
+                command: command.clone().filter(|_| socket.sender),
+                outstanding: outstanding.clone(),
+                sending_now: sending_now.clone(),
+            };
             tasks.push(tokio::spawn(async move {
                 (
                     room,
-                    drive(socket.ws, code, tick, base, sending, reading).await,
+                    drive(socket.ws, code, sends, base, sending, reading).await,
                 )
             }));
         }
         let send_for = Duration::from_secs(args.duration);
         tokio::time::sleep(send_for.min(deadline.saturating_duration_since(Instant::now()))).await;
         let _ = stop_sending.send(true);
-        tokio::time::sleep(Duration::from_secs(args.drain)).await;
+        let drain_until = Instant::now() + Duration::from_secs(args.drain);
+        while Instant::now() < drain_until {
+            let done =
+                sending_now.load(Ordering::SeqCst) == 0 && outstanding.load(Ordering::SeqCst) <= 0;
+            if command.is_some() && done {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         let _ = stop_reading.send(true);
 
         let mut latency = new_histogram();
+        let mut command_times = command.as_ref().map(|_| CommandTimes::new());
         let mut acks_per_room: HashMap<usize, u64> = HashMap::new();
         let (mut sends, mut acks, mut deliveries, mut closed) = (0, 0, 0, 0);
         for task in tasks {
-            let Ok((room, (tally, hist))) = task.await else {
+            let Ok((room, (tally, hist, times))) = task.await else {
                 continue;
             };
+            if let (Some(sum), Some(times)) = (command_times.as_mut(), times) {
+                sum.add(&times);
+            }
             sends += tally.sends;
             acks += tally.acks;
             deliveries += tally.deliveries;
@@ -211,10 +292,15 @@ impl Fleet {
             *acks_per_room.entry(room).or_default() += tally.acks;
             let _ = latency.add(&hist);
         }
-        let expected = acks_per_room
-            .iter()
-            .map(|(room, acked)| acked * per_room[*room])
-            .sum();
+        // Commands are not chat of the tool's own: their deliveries are not counted.
+        let expected = if command.is_some() {
+            0
+        } else {
+            acks_per_room
+                .iter()
+                .map(|(room, acked)| acked * per_room[*room])
+                .sum()
+        };
         Outcome {
             sends,
             acks,
@@ -222,31 +308,55 @@ impl Fleet {
             expected,
             closed_by_server: closed,
             latency,
+            commands: command_times,
         }
     }
 }
 
-fn new_histogram() -> Histogram<u64> {
+pub fn new_histogram() -> Histogram<u64> {
     // 1 µs to 60 s at 3 significant figures: constant, valid bounds.
     Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")
+}
+
+/// What one socket sends: nothing, chat every `tick`, or with `command` that command.
+struct Sends {
+    tick: Option<Duration>,
+    command: Option<Arc<str>>,
+    outstanding: Arc<AtomicI64>,
+    /// Sockets that may still send; each counts itself out once it has stopped for good.
+    sending_now: Arc<AtomicUsize>,
 }
 
 async fn drive(
     mut ws: Ws,
     code: String,
-    tick: Option<Duration>,
+    sends: Sends,
     base: Instant,
     mut sending: watch::Receiver<bool>,
     mut reading: watch::Receiver<bool>,
-) -> (Tally, Histogram<u64>) {
+) -> (Tally, Histogram<u64>, Option<CommandTimes>) {
     let mut tally = Tally::default();
     let mut hist = new_histogram();
+    let tick = sends.tick;
     let mut ticker = tick.map(tokio::time::interval);
     let mut send_on = tick.is_some();
+    let sending_now = sends.sending_now;
+    let stop = |send_on: &mut bool| {
+        if std::mem::take(send_on) {
+            sending_now.fetch_sub(1, Ordering::SeqCst);
+        }
+    };
+    let command = sends.command;
+    let mut tracker = command
+        .as_ref()
+        .map(|_| Tracker::new(sends.outstanding.clone()));
     loop {
         tokio::select! {
             frame = ws.next() => match frame {
                 Some(Ok(Message::Text(text))) => {
+                    if let (Some(tracker), Some(command)) = (tracker.as_mut(), command.as_deref()) {
+                        tracker.frame(&text, command, Instant::now());
+                    }
                     if text.starts_with("{\"type\":\"ack\"") {
                         tally.acks += 1;
                     } else if let Some(at) = text.find(MARK) {
@@ -266,8 +376,22 @@ async fn drive(
                 Some(Ok(_)) => {}
             },
             _ = async { ticker.as_mut().map(|t| t.tick()).expect("guarded").await }, if send_on && ticker.is_some() => {
-                let text = format!("load:{}", base.elapsed().as_micros());
-                let frame = json!({"type": "send", "room": code, "text": text}).to_string();
+                // A tick that raced the end of sending sends nothing.
+                if *sending.borrow() {
+                    stop(&mut send_on);
+                    continue;
+                }
+                let frame = match (tracker.as_mut(), command.as_deref()) {
+                    (Some(tracker), Some(command)) => {
+                        let reference = tracker.send(Instant::now());
+                        json!({"type": "send", "room": code, "text": command, "ref": reference})
+                    }
+                    _ => {
+                        let text = format!("load:{}", base.elapsed().as_micros());
+                        json!({"type": "send", "room": code, "text": text})
+                    }
+                }
+                .to_string();
                 if ws.send(Message::text(frame)).await.is_err() {
                     tally.closed_by_server = true;
                     break;
@@ -275,7 +399,7 @@ async fn drive(
                 tally.sends += 1;
             }
             _ = sending.changed(), if send_on => {
-                send_on = false;
+                stop(&mut send_on);
             }
             _ = reading.changed() => {
                 let _ = ws.close(None).await;
@@ -283,5 +407,6 @@ async fn drive(
             }
         }
     }
-    (tally, hist)
+    stop(&mut send_on);
+    (tally, hist, tracker.map(|t| t.times))
 }
