@@ -89,17 +89,7 @@ impl RoomActor {
         store.put_item_with_job(&self.code, &item, &job)?;
         self.next_seq += 1;
         self.wrote = true;
-        let ack = ServerFrame::Ack {
-            reference: req.reference.as_deref(),
-            room: &self.code,
-            seq: item.seq,
-            id: item.id,
-            ts: item.ts,
-        }
-        .encode();
-        self.confirm(req, ack);
-        self.publish_item(&item);
-        metrics::counter!("hearth_messages_total").increment(1);
+        self.posted(req, &item);
         metrics::counter!("hearth_bot_commands_total").increment(1);
         Ok(job.id)
     }

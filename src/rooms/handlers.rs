@@ -140,6 +140,12 @@ impl RoomActor {
         }
         let author = req.caller.username.as_str();
         let item = self.append(|seq, id, ts| Item::chat(seq, id, ts, author, text.to_string()))?;
+        self.posted(req, &item);
+        Ok(())
+    }
+
+    /// A message someone posted is stored: ack it to the sender and show it to the room.
+    pub(super) fn posted(&mut self, req: &Request, item: &Item) {
         let ack = ServerFrame::Ack {
             reference: req.reference.as_deref(),
             room: &self.code,
@@ -149,9 +155,8 @@ impl RoomActor {
         }
         .encode();
         self.confirm(req, ack);
-        self.publish_item(&item);
+        self.publish_item(item);
         metrics::counter!("hearth_messages_total").increment(1);
-        Ok(())
     }
 
     fn history(&mut self, req: &Request, before: Option<u64>, limit: Option<u32>) -> Outcome {

@@ -100,29 +100,25 @@ pub fn point_stocks_at(config: &mut hearth::Config, api: &QuoteApi) {
 
 /// Asks /help until it lists `usage_prefix` (e.g. "/stock"), or until `LOAD_WAIT` passes.
 pub async fn wait_for_command(client: &mut WsClient, room: &str, usage_prefix: &str) {
-    let deadline = Instant::now() + LOAD_WAIT;
-    loop {
-        let text = help(client, room).await;
-        if text.lines().any(|line| line.starts_with(usage_prefix)) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{usage_prefix} not served within {LOAD_WAIT:?}; /help says:\n{text}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for_help(client, room, usage_prefix, true).await;
 }
 
 /// Asks /help until it no longer lists `usage_prefix`.
 pub async fn wait_for_command_gone(client: &mut WsClient, room: &str, usage_prefix: &str) {
+    wait_for_help(client, room, usage_prefix, false).await;
+}
+
+async fn wait_for_help(client: &mut WsClient, room: &str, usage_prefix: &str, listed: bool) {
     let deadline = Instant::now() + LOAD_WAIT;
     loop {
         let text = help(client, room).await;
-        if !text.lines().any(|line| line.starts_with(usage_prefix)) {
+        if text.lines().any(|line| line.starts_with(usage_prefix)) == listed {
             return;
         }
-        assert!(Instant::now() < deadline, "{usage_prefix} still served");
+        assert!(
+            Instant::now() < deadline,
+            "{usage_prefix} listed: want {listed} within {LOAD_WAIT:?}; /help says:\n{text}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
