@@ -1,8 +1,8 @@
 //! One worker per plugin: it takes the plugin's jobs from the durable queue, runs each in a
-//! fresh instance (at most `bots.concurrency` at once), retries a failed try with backoff, and
-//! hands the answer to the room. After its last try a job is answered with a short failure
-//! message from the bot. A plugin whose calls fail `bots.pause_after_failures` times in a row
-//! is paused for `bots.pause_secs`; its commands wait.
+//! fresh instance (at most `bots.concurrency` calls at once), retries a failed try with
+//! backoff, and hands the answer to the room. After its last try a job is answered with a short
+//! failure message from the bot. A plugin whose calls fail `bots.pause_after_failures` times in
+//! a row is paused for `bots.pause_secs`; its commands wait.
 //!
 //! Jobs reach the worker from the room that stored them (by id, once durable) and from a scan
 //! of the queue when the worker starts, which also takes back jobs left running by an earlier
@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -54,12 +54,20 @@ pub struct Worker {
     due: BTreeMap<u64, u64>,
     failures_in_a_row: u32,
     paused_until: u64,
+    /// One permit per call that may run at once. A try holds its permit only while the plugin
+    /// runs, not while its answer waits for the room's durable commit: the instance is gone
+    /// by then, and holding the slot through the commit made fsync latency, not CPU, the
+    /// bound on a plugin's throughput (docs/performance.md, "Bots").
+    calls: Arc<Semaphore>,
+    /// Signalled when a try gives its permit back before it ends.
+    call_ended: Arc<Notify>,
 }
 
 impl Worker {
     /// Attaches a worker to the plugin's queue; run it with [`Worker::run`].
     pub fn attach(plugin: &str, ctx: Arc<WorkerContext>, stop: CancellationToken) -> Worker {
         let (tx, inbox) = mpsc::unbounded_channel();
+        let concurrency = ctx.config.concurrency;
         ctx.directory.attach_worker(plugin, tx);
         Worker {
             plugin: plugin.to_string(),
@@ -69,6 +77,8 @@ impl Worker {
             due: BTreeMap::new(),
             failures_in_a_row: 0,
             paused_until: 0,
+            calls: Arc::new(Semaphore::new(concurrency)),
+            call_ended: Arc::new(Notify::new()),
         }
     }
 
@@ -94,6 +104,7 @@ impl Worker {
                 Some(job) = self.inbox.recv() => {
                     self.due.entry(job).or_insert(0);
                 }
+                () = self.call_ended.notified() => {}
                 Some(finished) = running.join_next(), if !running.is_empty() => match finished {
                     Ok((job, outcome)) => self.settle(job, outcome),
                     // A panic in hearth's own code around a call; the job's lease runs out
@@ -134,22 +145,28 @@ impl Worker {
         }
     }
 
-    /// Starts every job that is due, up to `bots.concurrency` at once. A started job leaves
-    /// `due` until its try ends.
+    /// Starts every job that is due, while a call permit is free. A started job leaves `due`
+    /// until its try ends.
     fn start_due(&mut self, now: u64, running: &mut JoinSet<(u64, TryOutcome)>) {
-        let free = self.ctx.config.concurrency.saturating_sub(running.len());
         let ready: Vec<u64> = self
             .due
             .iter()
             .filter(|(_, due)| **due <= now)
             .map(|(id, _)| *id)
-            .take(free)
+            .take(self.calls.available_permits())
             .collect();
         for id in ready {
+            let Ok(permit) = self.calls.clone().try_acquire_owned() else {
+                break;
+            };
             self.due.remove(&id);
             let ctx = self.ctx.clone();
             let plugin = self.plugin.clone();
-            running.spawn(async move { (id, run_job(&ctx, &plugin, id).await) });
+            let slot = CallSlot {
+                permit,
+                ended: self.call_ended.clone(),
+            };
+            running.spawn(async move { (id, run_job(&ctx, &plugin, id, slot).await) });
         }
     }
 
@@ -204,8 +221,21 @@ impl Worker {
     }
 }
 
+/// A try's permit to call its plugin; given back (and the worker woken) once the call returns.
+struct CallSlot {
+    permit: OwnedSemaphorePermit,
+    ended: Arc<Notify>,
+}
+
+impl CallSlot {
+    fn release(self) {
+        drop(self.permit);
+        self.ended.notify_one();
+    }
+}
+
 /// Runs one try of a job: lease it, call the plugin, post the answer or schedule a retry.
-async fn run_job(ctx: &WorkerContext, plugin_name: &str, id: u64) -> TryOutcome {
+async fn run_job(ctx: &WorkerContext, plugin_name: &str, id: u64, slot: CallSlot) -> TryOutcome {
     let job = match ctx.store.job(plugin_name, id) {
         Ok(Some(job)) if !job.is_finished() => job,
         Ok(_) => {
@@ -231,7 +261,9 @@ async fn run_job(ctx: &WorkerContext, plugin_name: &str, id: u64) -> TryOutcome 
         tracing::error!(plugin = plugin_name, job = id, %error, "cannot lease a bot job");
         return TryOutcome::Deferred;
     }
-    match call(ctx, &plugin, &job).await {
+    let outcome = call(ctx, &plugin, &job).await;
+    slot.release();
+    match outcome {
         Ok(actions) => {
             job.state = JobState::Done;
             job.last_error = None;

@@ -25,7 +25,7 @@ pub struct BotsConfig {
     pub memory_mb: u64,
     /// The plugin's WebAssembly stack, in KiB.
     pub max_stack_kb: u64,
-    /// Commands one plugin handles at once.
+    /// Calls of one plugin running at once (an answer waiting to be stored does not count).
     pub concurrency: usize,
     /// Commands waiting for one plugin; beyond it a command gets `rate_limited`.
     pub max_queued: usize,

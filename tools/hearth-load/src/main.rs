@@ -32,6 +32,9 @@ async fn main() -> anyhow::Result<()> {
         }
     }
 
+    setup::wait_until_up(&args, Duration::from_secs(30))
+        .await
+        .context("waiting for the server")?;
     let setup_started = Instant::now();
     let accounts = setup::accounts(&args).await.context("creating users")?;
     let rooms = setup::rooms(&args, &accounts)

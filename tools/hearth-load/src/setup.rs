@@ -74,6 +74,28 @@ pub async fn rooms(args: &Args, accounts: &[String]) -> anyhow::Result<Vec<Strin
     Ok(codes)
 }
 
+/// Waits until the server answers /healthz (it may have been started a moment ago), asking
+/// every 100 ms for at most `limit`.
+pub async fn wait_until_up(args: &Args, limit: Duration) -> anyhow::Result<()> {
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    loop {
+        let up = client
+            .get(format!("{}/healthz", args.url))
+            .timeout(Duration::from_secs(1))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success());
+        if up {
+            return Ok(());
+        }
+        if started.elapsed() >= limit {
+            bail!("{} did not answer /healthz within {limit:?}", args.url);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Median time of five /healthz requests, in milliseconds.
 pub async fn health_latency_ms(args: &Args) -> anyhow::Result<Option<f64>> {
     let client = reqwest::Client::new();
