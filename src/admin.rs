@@ -15,7 +15,7 @@ pub struct Accounts {
 impl Accounts {
     /// Opens the data directory named by `config`. Needs a tokio runtime.
     pub fn open(config: &Config) -> Result<Accounts, StoreError> {
-        let store = Store::open_with_cache(&config.data_dir, config.store.cache_bytes())?;
+        let store = Store::open_configured(&config.data_dir, &config.store)?;
         let auth = AuthService::new(store.clone(), config.auth.clone());
         Ok(Accounts { store, auth })
     }
@@ -42,7 +42,8 @@ impl Accounts {
         self.store.list_users()
     }
 
+    /// Flushes and seals the database (a clean stop: the next start need not read it all).
     pub fn close(self) -> Result<(), StoreError> {
-        self.store.flush_blocking()
+        self.store.seal_clean_stop()
     }
 }

@@ -62,11 +62,18 @@ pub struct Config {
 pub struct StoreConfig {
     /// sled's page cache, in MiB (sled's own default of 1 GiB is too much for a small board).
     pub cache_mb: u64,
+    /// Read every record at every start, even when the database is exactly as a clean stop
+    /// left it (by default only a start after a crash, or after anything else wrote to the
+    /// files, pays for the full check).
+    pub check_every_start: bool,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        StoreConfig { cache_mb: 64 }
+        StoreConfig {
+            cache_mb: 64,
+            check_every_start: false,
+        }
     }
 }
 

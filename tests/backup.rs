@@ -14,6 +14,7 @@ use std::time::Duration;
 use common::process::{hearth, start, start_with_env};
 use common::ws::{create_room, history, http_post, num, register, Incoming, WsClient, TIMEOUT};
 use common::PASSWORD;
+use hearth::store::seal::SEAL;
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
@@ -416,6 +417,7 @@ async fn the_control_socket_answers_only_its_owner_and_root() {
 }
 
 /// A store damaged on disk is refused at start with advice to restore, and the advice works.
+/// The damage is done after a clean stop, whose seal must not hide it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_damaged_store_is_refused_and_a_restore_brings_it_back() {
     let dir = tempfile::tempdir().unwrap();
@@ -426,11 +428,14 @@ async fn a_damaged_store_is_refused_and_a_restore_brings_it_back() {
     let mut client = WsClient::connect(&server, &ann).await;
     client.join(&room).await;
     client.say(&room, "canary-0123456789-canary").await;
-    server.stop();
     let file = dir.path().join("before.hbk");
     assert!(cli(dir.path(), &data, &["backup", file.to_str().unwrap()])
         .status
         .success());
+    server.stop();
+    assert!(data.join("db").join(SEAL).exists(), "a clean stop seals");
+    // Later than the file system's timestamp granularity, as any later writer is.
+    std::thread::sleep(Duration::from_millis(20));
 
     // Flip a byte in every stored copy of the message: sled's page checksums no longer match.
     let db_file = data.join("db").join("db");
@@ -469,16 +474,68 @@ async fn a_damaged_store_is_refused_and_a_restore_brings_it_back() {
     server.stop();
 }
 
+/// After a clean stop the next start skips the record-by-record check (the seal vouches for the
+/// files); after a crash, or with `store.check_every_start`, it reads everything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_a_start_after_a_clean_stop_skips_the_full_check() {
+    const SKIPPED: &str = "integrity check skipped";
+    const CHECKED: &str = "integrity check passed";
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let first = start(dir.path(), &data);
+    assert!(logged(&first, CHECKED).await, "a new database is checked");
+    let ann = register(&first, "ann").await;
+    let room = create_room(&first, &ann, "sealed").await;
+    first.stop();
+
+    let seal = data.join("db").join(SEAL);
+    assert!(seal.exists());
+    let after_stop = start(dir.path(), &data);
+    assert!(logged(&after_stop, SKIPPED).await);
+    assert!(!seal.exists(), "an open takes the seal");
+    let mut client = WsClient::connect(&after_stop, &ann).await;
+    client.join(&room).await;
+    client.say(&room, "written after a skipped check").await;
+    after_stop.kill();
+
+    let after_crash = start(dir.path(), &data);
+    assert!(logged(&after_crash, CHECKED).await, "a crash leaves no seal");
+    let items = history(&after_crash, &ann, &room).await;
+    assert!(items
+        .iter()
+        .any(|i| i["text"] == "written after a skipped check"));
+    after_crash.stop();
+
+    let env = [("HEARTH_STORE__CHECK_EVERY_START", "true")];
+    let configured = start_with_env(dir.path(), &data, &env);
+    assert!(logged(&configured, CHECKED).await, "check_every_start ignores the seal");
+    configured.stop();
+}
+
+/// Whether the server logged `text` (it logs while starting, from two pipes: give the reader
+/// threads a moment).
+async fn logged(server: &common::process::Running, text: &str) -> bool {
+    for _ in 0..100 {
+        if server.logs.lock().unwrap().iter().any(|l| l.contains(text)) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
 /// Not a check: writes a sizeable store for the measurements in docs/performance.md (the
 /// start-up integrity check, the backup pause). Run with
-/// `SIZEABLE_STORE=/tmp/big cargo test --test backup -- --ignored --nocapture sizeable`.
+/// `SIZEABLE_STORE=/tmp/big cargo test --release --test backup -- --ignored --nocapture sizeable`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "writes a large store for measurements; see its comment"]
 async fn sizeable_store_for_measurements() {
     use hearth::store::accounts::NewUser;
     use hearth::store::rooms::{Item, RoomRecord};
     let dir = std::path::PathBuf::from(std::env::var("SIZEABLE_STORE").unwrap());
-    let (users, rooms, per_room) = (10_000u64, 1_000u64, 1_000u64);
+    // SIZEABLE_ROOMS=2500 makes about 1 GB of sled files (the start-up measurement).
+    let rooms = std::env::var("SIZEABLE_ROOMS").map_or(1_000, |r| r.parse().unwrap());
+    let (users, per_room) = (10_000u64, 1_000u64);
     let store = hearth::store::Store::open(&dir).unwrap();
     for u in 0..users {
         store

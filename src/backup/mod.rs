@@ -100,7 +100,7 @@ fn reach(config: &Config) -> Result<Snap, BackupError> {
             if !data_dir.join("db").exists() {
                 return Err(BackupError::NoDatabase(data_dir.clone()));
             }
-            match Store::open_with_cache(data_dir, config.store.cache_bytes()) {
+            match Store::open_configured(data_dir, &config.store) {
                 Ok(store) => Ok(Snap::Store(store)),
                 Err(StoreError::Locked(_)) => Err(BackupError::Unreachable {
                     dir: data_dir.clone(),
@@ -232,9 +232,10 @@ pub fn restore(config: &Config, file: &Path) -> Result<RestoreSummary, BackupErr
         path: db_dir.clone(),
         source: e,
     })?;
-    // The full start-up check (and any schema migration) on what was restored.
-    match Store::open_with_cache(data_dir, config.store.cache_bytes()) {
-        Ok(store) => store.flush_blocking()?,
+    // The full start-up check (and any schema migration) on what was restored; what passed it
+    // is sealed, so the first start does not read it all again.
+    match Store::open_configured(data_dir, &config.store) {
+        Ok(store) => store.seal_clean_stop()?,
         Err(e) => {
             let _ = std::fs::remove_dir_all(&db_dir);
             return Err(BackupError::Contents {
@@ -335,7 +336,7 @@ pub fn export_json(
                 LoadError::Stream(e) => BackupError::Stream(e),
                 LoadError::Store(e) => BackupError::Store(e),
             })?;
-            let store = Store::open_with_cache(&temp.0, config.store.cache_bytes())?;
+            let store = Store::open_configured(&temp.0, &config.store)?;
             let summary = export::write_json(&store, out)?;
             drop(store);
             Ok(summary)

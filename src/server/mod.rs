@@ -76,7 +76,7 @@ pub struct Server {
 impl Server {
     /// Opens the store. Fails fast, before any port is bound, if another hearth holds it.
     pub fn open(config: Config) -> Result<Server, ServeError> {
-        let store = Store::open_with_cache(&config.data_dir, config.store.cache_bytes())?;
+        let store = Store::open_configured(&config.data_dir, &config.store)?;
         let connections = Arc::new(Connections::default());
         let bots = Arc::new(Directory::new(config.bots.enabled, config.bots.max_queued));
         let rooms = Registry::new(RoomContext {
@@ -181,6 +181,10 @@ impl Server {
         drop(control);
         store.commit().await?;
         store.flush_blocking()?;
+        // Nothing writes any more: the next start may trust the files as they are now.
+        if let Err(e) = store.seal_clean_stop() {
+            tracing::warn!(error = %e, "cannot seal the database; the next start checks it all");
+        }
         tracing::info!("stopped cleanly");
         Ok(())
     }

@@ -13,7 +13,7 @@
 //! Every write also holds the write gate (shared) while it changes sled; [`snapshot`] takes the
 //! gate exclusively for the moment it needs to copy every tree, so a backup sees the database
 //! between two writes, never in the middle of one. Opening runs the integrity check in
-//! [`check`].
+//! [`check`], unless the database is exactly as a clean stop left it ([`seal`]).
 
 pub mod accounts;
 pub mod check;
@@ -22,6 +22,7 @@ pub mod identities;
 pub mod jobs;
 pub mod kv;
 pub mod rooms;
+pub mod seal;
 pub mod snapshot;
 
 use std::path::{Path, PathBuf};
@@ -33,6 +34,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 pub use accounts::{SessionRecord, UserRecord};
+use crate::config::StoreConfig;
 use commit::Committer;
 
 /// sled's page cache when the configuration does not say (`store.cache_mb`).
@@ -163,9 +165,16 @@ impl Trees {
     /// record on a handle of its own: the pages it read stayed cached far beyond `cache_bytes`
     /// on the serving handle (a 1M-message store then served at 181 MB RSS, now 56 MB).
     /// Reopening costs one more recovery, about a tenth of a second on that store.
-    fn open(dir: &Path, cache_bytes: u64) -> Result<Trees> {
+    ///
+    /// With `trust_seal`, a database exactly as a clean stop left it ([`seal`]) skips the
+    /// record-by-record pass; its schema version is checked all the same.
+    fn open(dir: &Path, cache_bytes: u64, trust_seal: bool) -> Result<Trees> {
         check_space(dir)?;
-        {
+        // Always taken, so that a seal never outlives the open that could have used it.
+        let sealed = seal::take(dir);
+        if sealed && trust_seal {
+            tracing::info!("integrity check skipped: the database is as a clean stop left it");
+        } else {
             let db = open_sled(dir, CHECK_CACHE_BYTES)?;
             Store::check_schema(&db, dir)?;
             let report = check::verify(&db, dir)?;
@@ -177,6 +186,9 @@ impl Trees {
             );
         }
         let db = open_sled(dir, cache_bytes)?;
+        if sealed && trust_seal {
+            Store::check_schema(&db, dir)?;
+        }
         Ok(Trees {
             file: std::fs::File::open(dir.join("db"))?,
             users: db.open_tree("users")?,
@@ -243,14 +255,16 @@ impl Store {
     ///
     /// Must be called inside a tokio runtime: it starts the group-commit writer.
     pub fn open(data_dir: &Path) -> Result<Store> {
-        Self::open_with_cache(data_dir, DEFAULT_CACHE_BYTES)
+        Self::open_configured(data_dir, &StoreConfig::default())
     }
 
-    /// [`Store::open`] with sled's page cache capped at `cache_bytes` (sled's own default is
-    /// 1 GiB, too much for a Raspberry Pi).
-    pub fn open_with_cache(data_dir: &Path, cache_bytes: u64) -> Result<Store> {
+    /// [`Store::open`] as `[store]` says: sled's page cache capped at `store.cache_mb` (sled's
+    /// own default is 1 GiB, too much for a Raspberry Pi), and whether a clean stop's seal may
+    /// spare the full integrity check (`store.check_every_start`).
+    pub fn open_configured(data_dir: &Path, config: &StoreConfig) -> Result<Store> {
         let dir = data_dir.join("db");
-        let trees = Trees::open(&dir, cache_bytes)?;
+        let cache_bytes = config.cache_bytes();
+        let trees = Trees::open(&dir, cache_bytes, !config.check_every_start)?;
         let id_floor = match trees.db.open_tree("meta")?.get(ID_FLOOR_KEY)? {
             Some(raw) => {
                 u64::from_be_bytes(raw.as_ref().try_into().map_err(|_| StoreError::Corrupt {
@@ -373,7 +387,7 @@ impl Store {
         // sled's lock that long.
         drop(old);
         self.shared.generation.fetch_add(1, Ordering::AcqRel);
-        match Trees::open(&self.shared.dir, self.shared.cache_bytes) {
+        match Trees::open(&self.shared.dir, self.shared.cache_bytes, false) {
             Ok(trees) => {
                 *self
                     .shared
@@ -478,6 +492,21 @@ impl Store {
     /// Flushes synchronously; used at shutdown and by the command-line tools.
     pub fn flush_blocking(&self) -> Result<()> {
         self.trees()?.db.flush()?;
+        Ok(())
+    }
+
+    /// At a clean stop, when nothing writes any more: makes every write durable (flush and
+    /// fsync) and seals the database's files as they are then, so that the next open may skip
+    /// the full integrity check ([`seal`]). A store that is broken, or
+    /// was reopened after a failure, is not sealed.
+    pub fn seal_clean_stop(&self) -> Result<()> {
+        if self.is_broken() || self.shared.generation.load(Ordering::Acquire) != 0 {
+            return Ok(());
+        }
+        let trees = self.trees()?;
+        trees.db.flush()?;
+        trees.file.sync_all()?;
+        seal::write(&self.shared.dir)?;
         Ok(())
     }
 
