@@ -20,7 +20,7 @@ use super::accounts::{SessionRecord, UserRecord};
 use super::identities::IdentityRecord;
 use super::jobs::JobRecord;
 use super::rooms::{BanRecord, Item, MemberRecord, RoomRecord};
-use super::{Result, StoreError, ID_FLOOR_KEY, SCHEMA_KEY};
+use super::{Result, StoreError, CLEAN_STOP_KEY, ID_FLOOR_KEY, SCHEMA_KEY};
 
 /// What the check read.
 #[derive(Debug, Clone, Copy, Default)]
@@ -144,7 +144,8 @@ pub(super) fn verify(db: &sled::Db, dir: &Path) -> Result<CheckReport> {
     Ok(report)
 }
 
-/// `meta` holds the schema version (4 bytes) and, in a restored database, the id floor (8).
+/// `meta` holds the schema version (4 bytes), in a restored database the id floor (8), and
+/// the marker of the last clean stop (8).
 fn check_meta(db: &sled::Db, dir: &Path) -> Result<()> {
     let meta = db.open_tree("meta")?;
     for entry in meta.iter() {
@@ -156,6 +157,7 @@ fn check_meta(db: &sled::Db, dir: &Path) -> Result<()> {
         let expected = match key.as_ref() {
             k if k == SCHEMA_KEY => 4,
             k if k == ID_FLOOR_KEY => 8,
+            k if k == CLEAN_STOP_KEY => 8,
             _ => continue,
         };
         if value.len() != expected {

@@ -33,8 +33,8 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-pub use accounts::{SessionRecord, UserRecord};
 use crate::config::StoreConfig;
+pub use accounts::{SessionRecord, UserRecord};
 use commit::Committer;
 
 /// sled's page cache when the configuration does not say (`store.cache_mb`).
@@ -47,6 +47,8 @@ pub const DEFAULT_CACHE_BYTES: u64 = 64 * 1024 * 1024;
 /// version 1 binaries must refuse such a database; migrating 1 to 2 changes no record.
 pub const SCHEMA_VERSION: u32 = 2;
 const SCHEMA_KEY: &[u8] = b"schema_version";
+/// The marker a clean stop writes last (see [`seal`]).
+const CLEAN_STOP_KEY: &[u8] = b"clean_stop";
 const ID_FLOOR_KEY: &[u8] = b"id_floor";
 
 #[derive(Debug, thiserror::Error)]
@@ -170,9 +172,9 @@ impl Trees {
     /// record-by-record pass; its schema version is checked all the same.
     fn open(dir: &Path, cache_bytes: u64, trust_seal: bool) -> Result<Trees> {
         check_space(dir)?;
-        // Always taken, so that a seal never outlives the open that could have used it.
-        let sealed = seal::take(dir);
-        if sealed && trust_seal {
+        let seal = seal::read(dir);
+        let sealed = trust_seal && seal.as_ref().is_some_and(|s| s.matches_files(dir));
+        if sealed {
             tracing::info!("integrity check skipped: the database is as a clean stop left it");
         } else {
             let db = open_sled(dir, CHECK_CACHE_BYTES)?;
@@ -186,8 +188,24 @@ impl Trees {
             );
         }
         let db = open_sled(dir, cache_bytes)?;
-        if sealed && trust_seal {
+        if sealed {
             Store::check_schema(&db, dir)?;
+        }
+        if let Some(seal) = seal {
+            let marker = db.open_tree("meta")?.get(CLEAN_STOP_KEY)?;
+            if marker.as_deref() != Some(&seal.marker.to_be_bytes()[..]) {
+                return Err(StoreError::Damaged {
+                    dir: dir.to_path_buf(),
+                    what: "the last writes before the clean stop".into(),
+                    detail: "they are missing: the files were changed after hearth stopped, \
+                             and what sled reads ends early"
+                        .into(),
+                });
+            }
+            // Only now: a database refused above stays refused at the next attempt.
+            if let Err(e) = seal::remove(dir) {
+                tracing::warn!(error = %e, "cannot remove the clean-stop seal");
+            }
         }
         Ok(Trees {
             file: std::fs::File::open(dir.join("db"))?,
@@ -503,10 +521,18 @@ impl Store {
         if self.is_broken() || self.shared.generation.load(Ordering::Acquire) != 0 {
             return Ok(());
         }
+        let marker = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |t| t.as_nanos() as u64);
+        self.write(|t| {
+            t.db.open_tree("meta")?
+                .insert(CLEAN_STOP_KEY, &marker.to_be_bytes())?;
+            Ok::<_, StoreError>(())
+        })?;
         let trees = self.trees()?;
         trees.db.flush()?;
         trees.file.sync_all()?;
-        seal::write(&self.shared.dir)?;
+        seal::write(&self.shared.dir, marker)?;
         Ok(())
     }
 
