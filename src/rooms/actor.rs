@@ -270,12 +270,7 @@ impl RoomActor {
     fn seal(&mut self, pending: &mut FuturesOrdered<PendingBatch>) {
         // Releasing at once can stage more (presence of a socket found slow), hence the loop.
         while !self.staged.is_empty() {
-            let batch = Batch {
-                number: self.batch_number,
-                effects: std::mem::take(&mut self.staged),
-                last_seq: self.next_seq - 1,
-            };
-            self.batch_number += 1;
+            let batch = self.take_batch();
             if self.wrote {
                 self.wrote = false;
                 let (store, ticket) = (self.ctx.store.clone(), self.ticket);
@@ -295,15 +290,21 @@ impl RoomActor {
     #[cfg(any(test, feature = "harness"))]
     pub(super) fn settle(&mut self) {
         while !self.staged.is_empty() {
-            let batch = Batch {
-                number: self.batch_number,
-                effects: std::mem::take(&mut self.staged),
-                last_seq: self.next_seq - 1,
-            };
-            self.batch_number += 1;
+            let batch = self.take_batch();
             self.wrote = false;
             self.release(Ok(()), batch);
         }
+    }
+
+    /// What is staged, as the next numbered batch.
+    fn take_batch(&mut self) -> Batch {
+        let batch = Batch {
+            number: self.batch_number,
+            effects: std::mem::take(&mut self.staged),
+            last_seq: self.next_seq - 1,
+        };
+        self.batch_number += 1;
+        batch
     }
 
     fn release(&mut self, outcome: Result<(), StoreError>, batch: Batch) {

@@ -192,20 +192,7 @@ impl Trees {
             Store::check_schema(&db, dir)?;
         }
         if let Some(seal) = seal {
-            let marker = db.open_tree("meta")?.get(CLEAN_STOP_KEY)?;
-            if marker.as_deref() != Some(&seal.marker.to_be_bytes()[..]) {
-                return Err(StoreError::Damaged {
-                    dir: dir.to_path_buf(),
-                    what: "the last writes before the clean stop".into(),
-                    detail: "they are missing: the files were changed after hearth stopped, \
-                             and what sled reads ends early"
-                        .into(),
-                });
-            }
-            // Only now: a database refused above stays refused at the next attempt.
-            if let Err(e) = seal::remove(dir) {
-                tracing::warn!(error = %e, "cannot remove the clean-stop seal");
-            }
+            confirm_clean_stop(&db, dir, &seal)?;
         }
         Ok(Trees {
             file: std::fs::File::open(dir.join("db"))?,
@@ -225,6 +212,26 @@ impl Trees {
             db,
         })
     }
+}
+
+/// After a clean stop, the marker it wrote last must be in the database as sled opened it
+/// (see [`seal`]); then the seal has served and goes. A database refused here keeps its seal,
+/// so it stays refused at the next attempt.
+fn confirm_clean_stop(db: &sled::Db, dir: &Path, seal: &seal::Seal) -> Result<()> {
+    let marker = db.open_tree("meta")?.get(CLEAN_STOP_KEY)?;
+    if marker.as_deref() != Some(&seal.marker.to_be_bytes()[..]) {
+        return Err(StoreError::Damaged {
+            dir: dir.to_path_buf(),
+            what: "the last writes before the clean stop".into(),
+            detail: "they are missing: the files were changed after hearth stopped, and what \
+                     sled reads ends early"
+                .into(),
+        });
+    }
+    if let Err(e) = seal::remove(dir) {
+        tracing::warn!(error = %e, "cannot remove the clean-stop seal");
+    }
+    Ok(())
 }
 
 /// A handle on the open database; cheap to clone.
