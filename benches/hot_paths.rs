@@ -8,7 +8,6 @@ use hearth::store::rooms::Item;
 use hearth::store::Store;
 use hearth::ws::frames::{self, ServerFrame};
 use hearth::ws::outbox::ConnHandle;
-use tokio::sync::mpsc;
 
 fn frame_codec(c: &mut Criterion) {
     let send = r#"{"type":"send","room":"K7MP2X","text":"hello there, how is everyone doing today?","ref":"s-1842"}"#;
@@ -47,14 +46,11 @@ fn fan_out(c: &mut Criterion) {
             b.iter_batched(
                 || {
                     (0..n)
-                        .map(|i| {
-                            let (tx, rx) = mpsc::channel(256);
-                            (ConnHandle::new(i as u64, i as u64, [0; 32], tx), rx)
-                        })
+                        .map(|i| ConnHandle::new(i as u64, i as u64, [0; 32], 256))
                         .collect::<Vec<_>>()
                 },
                 |sockets| {
-                    for (conn, _) in &sockets {
+                    for conn in &sockets {
                         assert!(conn.deliver(&frame));
                     }
                     sockets

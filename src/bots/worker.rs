@@ -346,7 +346,11 @@ async fn deliver(
     let (done, answered) = oneshot::channel();
     let room = job.room.clone();
     let record = job.clone();
-    let command = RoomCommand::BotAnswer { job, actions, done };
+    let command = RoomCommand::BotAnswer {
+        job: Box::new(job),
+        actions,
+        done,
+    };
     let outcome = match ctx.registry.send(&room, command).await {
         Ok(()) => answered
             .await

@@ -253,8 +253,8 @@ impl RoomActor {
                     frame,
                 });
             }
-            RoomCommand::Client { request, action } => self.handle_client(request, action),
-            RoomCommand::BotAnswer { job, actions, done } => self.bot_answer(job, actions, done),
+            RoomCommand::Client { request, action } => self.handle_client(*request, action),
+            RoomCommand::BotAnswer { job, actions, done } => self.bot_answer(*job, actions, done),
             RoomCommand::Unsubscribe { conn, user } => self.unsubscribe(conn, user),
             RoomCommand::Online { reply } => {
                 let online: HashSet<u64> = self.online.keys().copied().collect();

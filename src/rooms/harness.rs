@@ -11,9 +11,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 
-use axum::extract::ws::Utf8Bytes;
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
 
 use super::actor::RoomActor;
 use super::registry::RoomContext;
@@ -31,7 +29,6 @@ const QUEUE: usize = 1 << 16;
 struct User {
     record: UserRecord,
     conn: ConnHandle,
-    queue: mpsc::Receiver<Utf8Bytes>,
     /// What reached this user's socket while others acted.
     delivered: Vec<Value>,
 }
@@ -71,8 +68,7 @@ impl Harness {
         let users = (0..users)
             .map(|i| {
                 let id = 1000 + i as u64;
-                let (outbox, queue) = mpsc::channel(QUEUE);
-                let conn = ConnHandle::new(connections.next_id(), id, [i as u8; 32], outbox);
+                let conn = ConnHandle::new(connections.next_id(), id, [i as u8; 32], QUEUE);
                 connections.add(conn.clone());
                 User {
                     record: UserRecord {
@@ -85,7 +81,6 @@ impl Harness {
                         created_at: 0,
                     },
                     conn,
-                    queue,
                     delivered: Vec::new(),
                 }
             })
@@ -155,11 +150,11 @@ impl Harness {
         let person = &self.users[user];
         let request = Request {
             conn: person.conn.clone(),
-            caller: Caller {
+            caller: Arc::new(Caller {
                 id: person.record.id,
                 username: person.record.username.clone(),
                 display_name: person.record.display_name.clone(),
-            },
+            }),
             reference,
         };
         let actor = match self.actor(code) {
@@ -170,7 +165,7 @@ impl Harness {
         actor.settle();
         let mut mine = Vec::new();
         for (i, person) in self.users.iter_mut().enumerate() {
-            while let Ok(frame) = person.queue.try_recv() {
+            while let Some(frame) = person.conn.try_next_frame() {
                 let value: Value = serde_json::from_str(frame.as_str())
                     .unwrap_or_else(|e| json!({"type": "unparsable", "error": e.to_string()}));
                 if i == user {

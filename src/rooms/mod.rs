@@ -26,6 +26,7 @@ pub mod registry;
 pub mod view;
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use tokio::sync::oneshot;
 
@@ -104,7 +105,8 @@ pub struct Caller {
 /// A client frame addressed to a room: who, through which socket, with which `ref`.
 pub struct Request {
     pub conn: ConnHandle,
-    pub caller: Caller,
+    /// Shared by every frame of the socket, so a frame costs no copy of the names.
+    pub caller: Arc<Caller>,
     pub reference: Option<String>,
 }
 
@@ -139,17 +141,16 @@ pub enum Action {
     },
 }
 
-/// A room actor's inbox.
+/// A room actor's inbox. Kept small: the inbox allocates its slots in blocks of 32 commands,
+/// each as large as the largest variant, and an idle room keeps its blocks (the large parts
+/// are boxed).
 pub enum RoomCommand {
     Client {
-        request: Request,
+        request: Box<Request>,
         action: Action,
     },
     /// A socket went away; forget its subscription.
-    Unsubscribe {
-        conn: ConnId,
-        user: u64,
-    },
+    Unsubscribe { conn: ConnId, user: u64 },
     /// Which members have a subscribed socket (for HTTP).
     Online {
         reply: oneshot::Sender<HashSet<u64>>,
@@ -157,14 +158,12 @@ pub enum RoomCommand {
     /// A bot's answer to a queued command. `done` learns, once the answer is durable, whether it
     /// was posted (false: the job had been answered already); an error if it could not be.
     BotAnswer {
-        job: JobRecord,
+        job: Box<JobRecord>,
         actions: Vec<BotAction>,
         done: oneshot::Sender<Result<bool, RoomError>>,
     },
     /// Finish pending writes, deliver their effects, and stop.
-    Shutdown {
-        done: oneshot::Sender<()>,
-    },
+    Shutdown { done: oneshot::Sender<()> },
 }
 
 /// What a bot does in answer to a command.

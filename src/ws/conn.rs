@@ -2,19 +2,20 @@
 //! write task that drains the socket's queue, coalescing frames into few flushes.
 
 use std::collections::HashSet;
+use std::future::Future;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
-use tokio::sync::mpsc;
 
 use super::frames::{self, ServerFrame};
 use super::limits::{RateLimit, Verdict};
 use super::outbox::{ConnHandle, SLOW_CONSUMER};
-use crate::auth::{AuthError, Authenticated};
+use crate::auth::{AuthError, AuthService, Authenticated};
 use crate::config::WsConfig;
 use crate::rooms::{code, Action, Caller, Request, RoomCommand, RoomError};
 use crate::server::AppState;
@@ -32,36 +33,56 @@ const TOO_BIG: (u16, &str) = (1009, "frame too large");
 const FLOODING: (u16, &str) = (1008, "flooding");
 const PROTOCOL_ERROR: (u16, &str) = (1002, "protocol error");
 
-pub async fn serve(socket: WebSocket, state: AppState, auth: Authenticated, ip: IpAddr) {
-    let config = state.config.ws.clone();
+/// Starts serving an upgraded socket: its write task is spawned now, and the returned future
+/// is the read side, which ends when the socket does.
+///
+/// Not an `async fn`: one would keep its arguments (the whole socket, the session's user
+/// record) inside the socket's task for as long as it is open. Here they are taken apart
+/// first, and the future holds only what the read side uses.
+pub fn serve(
+    socket: WebSocket,
+    state: AppState,
+    auth: Authenticated,
+    ip: IpAddr,
+) -> impl Future<Output = ()> + Send {
+    let config = &state.config.ws;
     let (sink, stream) = socket.split();
-    let (outbox, queue) = mpsc::channel(config.outbound_queue);
     let conn = ConnHandle::new(
         state.connections.next_id(),
         auth.user.id,
         auth.token_hash,
-        outbox,
+        config.outbound_queue,
     );
     state.connections.add(conn.clone());
-    let writer = tokio::spawn(write_loop(sink, queue, conn.clone(), config));
-    let caller = Caller {
+    let writer = tokio::spawn(write_loop(
+        sink,
+        conn.clone(),
+        Writing::new(config, &state.auth),
+    ));
+    let caller = Arc::new(Caller {
         id: auth.user.id,
         username: auth.user.username,
         display_name: auth.user.display_name,
-    };
-    let (rooms, mut stream) = read_loop(stream, &conn, &state, caller, ip).await;
-    state.connections.remove(&conn);
-    for code in rooms {
-        let command = RoomCommand::Unsubscribe {
-            conn: conn.id(),
-            user: conn.user(),
-        };
-        state.rooms.send_if_running(&code, command).await;
+    });
+    async move {
+        let (rooms, stream) = read_loop(stream, &conn, &state, caller, ip).await;
+        state.connections.remove(&conn);
+        for code in rooms {
+            let command = RoomCommand::Unsubscribe {
+                conn: conn.id(),
+                user: conn.user(),
+            };
+            state.rooms.send_if_running(&code, command).await;
+        }
+        conn.close(1000, "bye");
+        let _ = writer.await;
+        await_close_answer(stream).await;
     }
-    conn.close(1000, "bye");
-    let _ = writer.await;
-    // Read on until the client answers our close: dropping a socket with unread data makes the
-    // kernel reset the connection, and the client would never see the close code.
+}
+
+/// Reads on until the client answers our close: dropping a socket with unread data makes the
+/// kernel reset the connection, and the client would never see the close code.
+async fn await_close_answer(mut stream: SplitStream<WebSocket>) {
     let answered = async {
         while let Some(Ok(message)) = stream.next().await {
             if let Message::Close(_) = message {
@@ -78,7 +99,7 @@ async fn read_loop(
     mut stream: SplitStream<WebSocket>,
     conn: &ConnHandle,
     state: &AppState,
-    caller: Caller,
+    caller: Arc<Caller>,
     ip: IpAddr,
 ) -> (HashSet<String>, SplitStream<WebSocket>) {
     let config = &state.config.ws;
@@ -88,19 +109,10 @@ async fn read_loop(
         config.rate_burst,
         config.flood_close_after,
     );
-    let silence = Duration::from_secs(config.idle_timeout_secs);
-    // The session the socket was opened with is checked again as often as the server pings:
-    // one that expired or was revoked closes the socket (4401), one that is valid counts as
-    // in use (idle expiry).
-    let recheck = Duration::from_secs(config.ping_interval_secs);
-    let mut session_check =
-        tokio::time::interval_at(tokio::time::Instant::now() + recheck, recheck);
-    session_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // These live across frames rather than being made anew for each one.
-    let silent = tokio::time::sleep(silence);
     let closing = conn.closing();
     let stopping = state.stop_reading.cancelled();
-    tokio::pin!(silent, closing, stopping);
+    tokio::pin!(closing, stopping);
     loop {
         let message = tokio::select! {
             message = stream.next() => message,
@@ -109,23 +121,6 @@ async fn read_loop(
                 // The server closes every socket with 1001 once the rooms have flushed.
                 closing.await;
                 break;
-            }
-            () = &mut silent => {
-                conn.close(IDLE.0, IDLE.1);
-                break;
-            }
-            _ = session_check.tick() => {
-                match state.auth.authenticate_hash(*conn.session()) {
-                    Ok(_) => continue,
-                    Err(AuthError::Unauthenticated) => {
-                        conn.close(SESSION_ENDED.0, SESSION_ENDED.1);
-                        break;
-                    }
-                    Err(error) => {
-                        tracing::warn!(error = %error, "cannot recheck a socket's session");
-                        continue;
-                    }
-                }
             }
         };
         let message = match message {
@@ -141,11 +136,14 @@ async fn read_loop(
             }
             None => break,
         };
-        silent.as_mut().reset(tokio::time::Instant::now() + silence);
+        conn.heard();
         match message {
             Message::Text(text) => {
                 let from = (&caller, ip);
-                if let Some(code) = handle_text(&text, conn, state, from, &mut limit).await {
+                // Boxed: a frame's handling is several hundred bytes of state that an idle
+                // socket would otherwise carry inside its task for as long as it is open.
+                let handling = Box::pin(handle_text(&text, conn, state, from, &mut limit));
+                if let Some(code) = handling.await {
                     rooms.insert(code);
                 }
             }
@@ -173,7 +171,7 @@ async fn handle_text(
     text: &str,
     conn: &ConnHandle,
     state: &AppState,
-    (caller, ip): (&Caller, IpAddr),
+    (caller, ip): (&Arc<Caller>, IpAddr),
     limit: &mut RateLimit,
 ) -> Option<String> {
     match limit.check(Instant::now()) {
@@ -223,11 +221,11 @@ async fn handle_text(
     };
     let action = envelope.frame.into_action();
     let joining = matches!(action, Action::Join { .. });
-    let request = Request {
+    let request = Box::new(Request {
         conn: conn.clone(),
         caller: caller.clone(),
         reference: reference.clone(),
-    };
+    });
     match state
         .rooms
         .send(&code, RoomCommand::Client { request, action })
@@ -268,15 +266,44 @@ fn is_oversize(error: axum::Error) -> bool {
     }
 }
 
-async fn write_loop(
-    mut sink: SplitSink<WebSocket, Message>,
-    mut queue: mpsc::Receiver<Utf8Bytes>,
-    conn: ConnHandle,
-    config: WsConfig,
-) {
-    let write_timeout = Duration::from_secs(config.write_timeout_secs);
-    let mut ping = tokio::time::interval(Duration::from_secs(config.ping_interval_secs));
-    ping.tick().await;
+/// What the write task needs (not the whole configuration: it lives as long as the socket).
+struct Writing {
+    timeout: Duration,
+    ping_every: Duration,
+    idle_timeout: Duration,
+    /// For the session check at every ping.
+    auth: Arc<AuthService>,
+}
+
+impl Writing {
+    fn new(config: &WsConfig, auth: &Arc<AuthService>) -> Self {
+        Writing {
+            timeout: Duration::from_secs(config.write_timeout_secs),
+            ping_every: Duration::from_secs(config.ping_interval_secs),
+            idle_timeout: Duration::from_secs(config.idle_timeout_secs),
+            auth: auth.clone(),
+        }
+    }
+}
+
+/// Shuts the socket's queue when the write task ends, however it ends.
+struct ShutOnDrop<'a>(&'a ConnHandle);
+
+impl Drop for ShutOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.shut();
+    }
+}
+
+/// Writes queued frames, pings, and closes the socket when asked or when the client has been
+/// silent too long. One timer serves both the pings and the idle timeout, so an idle socket
+/// holds one timer, and a frame read costs a timestamp rather than a timer reset.
+async fn write_loop(mut sink: SplitSink<WebSocket, Message>, conn: ConnHandle, writing: Writing) {
+    let _shut = ShutOnDrop(&conn);
+    let write_timeout = writing.timeout;
+    let mut next_ping = tokio::time::Instant::now() + writing.ping_every;
+    let timer = tokio::time::sleep_until(next_ping.min(conn.heard_at() + writing.idle_timeout));
+    tokio::pin!(timer);
     // Created once: re-creating the close signal's future for every frame registers and
     // unregisters a waiter each time, which showed in the fan-out profile.
     let closing = conn.closing();
@@ -291,7 +318,7 @@ async fn write_loop(
                 if code == GOING_AWAY.0 {
                     // Shutting down: what is queued was acknowledged; deliver it first.
                     let drain = async {
-                        while let Ok(frame) = queue.try_recv() {
+                        while let Some(frame) = conn.try_next_frame() {
                             sink.feed(Message::Text(frame)).await?;
                         }
                         sink.flush().await
@@ -302,14 +329,14 @@ async fn write_loop(
                 let _ = tokio::time::timeout(write_timeout, sink.send(close)).await;
                 return;
             }
-            frame = queue.recv() => {
+            frame = conn.next_frame() => {
                 let Some(frame) = frame else { return };
                 let write = async {
                     sink.feed(Message::Text(frame)).await?;
                     for _ in 1..COALESCE {
-                        match queue.try_recv() {
-                            Ok(frame) => sink.feed(Message::Text(frame)).await?,
-                            Err(_) => break,
+                        match conn.try_next_frame() {
+                            Some(frame) => sink.feed(Message::Text(frame)).await?,
+                            None => break,
                         }
                     }
                     sink.flush().await
@@ -320,14 +347,51 @@ async fn write_loop(
                     Err(_) => conn.close(SLOW_CONSUMER.0, SLOW_CONSUMER.1),
                 }
             }
-            _ = ping.tick() => {
-                let ping = sink.send(Message::Ping(Default::default()));
-                match tokio::time::timeout(write_timeout, ping).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(_)) => conn.close(LOST, "write failed"),
-                    Err(_) => conn.close(SLOW_CONSUMER.0, SLOW_CONSUMER.1),
+            () = &mut timer => {
+                let now = tokio::time::Instant::now();
+                let idle_at = conn.heard_at() + writing.idle_timeout;
+                if now >= idle_at {
+                    conn.close(IDLE.0, IDLE.1);
+                    continue;
                 }
+                if now >= next_ping {
+                    next_ping = now + writing.ping_every;
+                    if !ping(&mut sink, &conn, &writing).await {
+                        continue;
+                    }
+                }
+                timer.as_mut().reset(next_ping.min(idle_at));
             }
+        }
+    }
+}
+
+/// Rechecks the session the socket was opened with, then pings. One that expired or was
+/// revoked closes the socket (4401); one that is valid counts as in use (idle expiry). False
+/// if the socket is closing.
+async fn ping(
+    sink: &mut SplitSink<WebSocket, Message>,
+    conn: &ConnHandle,
+    writing: &Writing,
+) -> bool {
+    match writing.auth.authenticate_hash(*conn.session()) {
+        Ok(_) => {}
+        Err(AuthError::Unauthenticated) => {
+            conn.close(SESSION_ENDED.0, SESSION_ENDED.1);
+            return false;
+        }
+        Err(error) => tracing::warn!(error = %error, "cannot recheck a socket's session"),
+    }
+    let ping = sink.send(Message::Ping(Default::default()));
+    match tokio::time::timeout(writing.timeout, ping).await {
+        Ok(Ok(())) => true,
+        Ok(Err(_)) => {
+            conn.close(LOST, "write failed");
+            false
+        }
+        Err(_) => {
+            conn.close(SLOW_CONSUMER.0, SLOW_CONSUMER.1);
+            false
         }
     }
 }

@@ -22,10 +22,11 @@ use crate::auth::AuthError;
 use crate::error::AppError;
 use crate::server::AppState;
 
-/// Socket read buffer: client frames are small, and this buffer is allocated for every socket
-/// (4 KiB measured 10.3 KB per idle socket, 1 KiB 7.2 KB: docs/performance.md). Larger frames
-/// are still read, in more steps.
-const READ_BUFFER: usize = 1024;
+/// Socket read buffer, and the most read from the socket at once: client frames are small
+/// (a chat message's frame is typically 100 to 300 bytes), and this buffer is allocated for
+/// every socket, so it is the largest single cost of an idle one (docs/performance.md). A
+/// larger frame is still read whole, in steps of this size.
+const READ_BUFFER: usize = 512;
 /// Bytes collected before a write is pushed to the socket even without a flush.
 const WRITE_BUFFER: usize = 16 * 1024;
 
@@ -63,14 +64,21 @@ pub async fn upgrade(
         bytes => bytes,
     };
     let alive = state.sockets.token();
+    // Boxed: the upgrade task keeps this callback's captures for as long as the socket is open.
+    let socket_args = Box::new((state, auth, ip, slot, alive));
     upgrade
         .max_frame_size(limit)
         .max_message_size(limit)
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)
-        .on_upgrade(move |socket| async move {
-            conn::serve(socket, state, auth, ip).await;
-            drop(slot);
-            drop(alive);
+        .on_upgrade(move |socket| {
+            let (state, auth, ip, slot, alive) = *socket_args;
+            // Built before the task's future, so the task does not also keep the arguments.
+            let serving = conn::serve(socket, state, auth, ip);
+            async move {
+                serving.await;
+                drop(slot);
+                drop(alive);
+            }
         })
 }
