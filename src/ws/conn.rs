@@ -298,69 +298,77 @@ impl Drop for ShutOnDrop<'_> {
 /// Writes queued frames, pings, and closes the socket when asked or when the client has been
 /// silent too long. One timer serves both the pings and the idle timeout, so an idle socket
 /// holds one timer, and a frame read costs a timestamp rather than a timer reset.
-async fn write_loop(mut sink: SplitSink<WebSocket, Message>, conn: ConnHandle, writing: Writing) {
-    let _shut = ShutOnDrop(&conn);
-    let write_timeout = writing.timeout;
-    let mut next_ping = tokio::time::Instant::now() + writing.ping_every;
-    let timer = tokio::time::sleep_until(next_ping.min(conn.heard_at() + writing.idle_timeout));
-    tokio::pin!(timer);
-    // Created once: re-creating the close signal's future for every frame registers and
-    // unregisters a waiter each time, which showed in the fan-out profile.
-    let closing = conn.closing();
-    tokio::pin!(closing);
-    loop {
-        tokio::select! {
-            biased;
-            (code, reason) = &mut closing => {
-                if code == LOST {
+///
+/// Not an `async fn`: one keeps a second copy of its `mut` arguments for as long as it runs.
+#[allow(clippy::manual_async_fn)]
+fn write_loop(
+    mut sink: SplitSink<WebSocket, Message>,
+    conn: ConnHandle,
+    writing: Writing,
+) -> impl Future<Output = ()> + Send {
+    async move {
+        let _shut = ShutOnDrop(&conn);
+        let mut next_ping = tokio::time::Instant::now() + writing.ping_every;
+        let timer = tokio::time::sleep_until(next_ping.min(conn.heard_at() + writing.idle_timeout));
+        tokio::pin!(timer);
+        // Created once: re-creating the close signal's future for every frame registers and
+        // unregisters a waiter each time, which showed in the fan-out profile.
+        let closing = conn.closing();
+        tokio::pin!(closing);
+        loop {
+            tokio::select! {
+                biased;
+                (code, reason) = &mut closing => {
+                    if code == LOST {
+                        return;
+                    }
+                    if code == GOING_AWAY.0 {
+                        // Shutting down: what is queued was acknowledged; deliver it first.
+                        let drain = async {
+                            while let Some(frame) = conn.try_next_frame() {
+                                sink.feed(Message::Text(frame)).await?;
+                            }
+                            sink.flush().await
+                        };
+                        let _ = tokio::time::timeout(writing.timeout, drain).await;
+                    }
+                    let close = Message::Close(Some(CloseFrame { code, reason: reason.as_ref().into() }));
+                    let _ = tokio::time::timeout(writing.timeout, sink.send(close)).await;
                     return;
                 }
-                if code == GOING_AWAY.0 {
-                    // Shutting down: what is queued was acknowledged; deliver it first.
-                    let drain = async {
-                        while let Some(frame) = conn.try_next_frame() {
-                            sink.feed(Message::Text(frame)).await?;
+                frame = conn.next_frame() => {
+                    let Some(frame) = frame else { return };
+                    let write = async {
+                        sink.feed(Message::Text(frame)).await?;
+                        for _ in 1..COALESCE {
+                            match conn.try_next_frame() {
+                                Some(frame) => sink.feed(Message::Text(frame)).await?,
+                                None => break,
+                            }
                         }
                         sink.flush().await
                     };
-                    let _ = tokio::time::timeout(write_timeout, drain).await;
-                }
-                let close = Message::Close(Some(CloseFrame { code, reason: reason.as_ref().into() }));
-                let _ = tokio::time::timeout(write_timeout, sink.send(close)).await;
-                return;
-            }
-            frame = conn.next_frame() => {
-                let Some(frame) = frame else { return };
-                let write = async {
-                    sink.feed(Message::Text(frame)).await?;
-                    for _ in 1..COALESCE {
-                        match conn.try_next_frame() {
-                            Some(frame) => sink.feed(Message::Text(frame)).await?,
-                            None => break,
-                        }
+                    match tokio::time::timeout(writing.timeout, write).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => conn.close(LOST, "write failed"),
+                        Err(_) => conn.close(SLOW_CONSUMER.0, SLOW_CONSUMER.1),
                     }
-                    sink.flush().await
-                };
-                match tokio::time::timeout(write_timeout, write).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(_)) => conn.close(LOST, "write failed"),
-                    Err(_) => conn.close(SLOW_CONSUMER.0, SLOW_CONSUMER.1),
                 }
-            }
-            () = &mut timer => {
-                let now = tokio::time::Instant::now();
-                let idle_at = conn.heard_at() + writing.idle_timeout;
-                if now >= idle_at {
-                    conn.close(IDLE.0, IDLE.1);
-                    continue;
-                }
-                if now >= next_ping {
-                    next_ping = now + writing.ping_every;
-                    if !ping(&mut sink, &conn, &writing).await {
+                () = &mut timer => {
+                    let now = tokio::time::Instant::now();
+                    let idle_at = conn.heard_at() + writing.idle_timeout;
+                    if now >= idle_at {
+                        conn.close(IDLE.0, IDLE.1);
                         continue;
                     }
+                    if now >= next_ping {
+                        next_ping = now + writing.ping_every;
+                        if !ping(&mut sink, &conn, &writing).await {
+                            continue;
+                        }
+                    }
+                    timer.as_mut().reset(next_ping.min(idle_at));
                 }
-                timer.as_mut().reset(next_ping.min(idle_at));
             }
         }
     }
