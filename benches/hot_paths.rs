@@ -46,7 +46,14 @@ fn fan_out(c: &mut Criterion) {
             b.iter_batched(
                 || {
                     (0..n)
-                        .map(|i| ConnHandle::new(i as u64, i as u64, [0; 32], 256))
+                        .map(|i| {
+                            // A socket that has had a frame before: its queue has its slots,
+                            // as every socket of a room in use does.
+                            let conn = ConnHandle::new(i as u64, i as u64, [0; 32], 256);
+                            assert!(conn.deliver(&frame));
+                            conn.try_next_frame();
+                            conn
+                        })
                         .collect::<Vec<_>>()
                 },
                 |sockets| {
