@@ -11,6 +11,7 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
+use tokio::time::error::Elapsed;
 
 use super::frames::{self, ServerFrame};
 use super::limits::{RateLimit, Verdict};
@@ -348,11 +349,7 @@ fn write_loop(
                         }
                         sink.flush().await
                     };
-                    match tokio::time::timeout(writing.timeout, write).await {
-                        Ok(Ok(())) => {}
-                        Ok(Err(_)) => conn.close(LOST, "write failed"),
-                        Err(_) => conn.close(SLOW_CONSUMER.0, SLOW_CONSUMER.1),
-                    }
+                    wrote(&conn, tokio::time::timeout(writing.timeout, write).await);
                 }
                 () = &mut timer => {
                     let now = tokio::time::Instant::now();
@@ -391,7 +388,13 @@ async fn ping(
         Err(error) => tracing::warn!(error = %error, "cannot recheck a socket's session"),
     }
     let ping = sink.send(Message::Ping(Default::default()));
-    match tokio::time::timeout(writing.timeout, ping).await {
+    wrote(conn, tokio::time::timeout(writing.timeout, ping).await)
+}
+
+/// Whether a timed write went through; one that failed closes the socket as lost, one that
+/// stalled past the write timeout as a slow consumer (1013).
+fn wrote(conn: &ConnHandle, outcome: Result<Result<(), axum::Error>, Elapsed>) -> bool {
+    match outcome {
         Ok(Ok(())) => true,
         Ok(Err(_)) => {
             conn.close(LOST, "write failed");
