@@ -7,7 +7,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criteri
 use hearth::store::rooms::Item;
 use hearth::store::Store;
 use hearth::ws::frames::{self, ServerFrame};
-use hearth::ws::outbox::ConnHandle;
+use hearth::ws::outbox::{ConnHandle, QueueBound};
 
 fn frame_codec(c: &mut Criterion) {
     let send = r#"{"type":"send","room":"K7MP2X","text":"hello there, how is everyone doing today?","ref":"s-1842"}"#;
@@ -39,6 +39,10 @@ fn fan_out(c: &mut Criterion) {
         item: &item,
     }
     .encode();
+    let bound = QueueBound {
+        frames: 256,
+        bytes: 2 << 20,
+    };
     let mut group = c.benchmark_group("fan-out one frame");
     for n in [10usize, 100, 1000] {
         group.throughput(Throughput::Elements(n as u64));
@@ -49,7 +53,7 @@ fn fan_out(c: &mut Criterion) {
                         .map(|i| {
                             // A socket that has had a frame before: its queue has its slots,
                             // as every socket of a room in use does.
-                            let conn = ConnHandle::new(i as u64, i as u64, [0; 32], 256);
+                            let conn = ConnHandle::new(i as u64, i as u64, [0; 32], bound);
                             assert!(conn.deliver(&frame));
                             conn.try_next_frame();
                             conn

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Proves the 64-bit ARM build (Raspberry Pi 3/4/5 on a 64-bit OS): cross-compiles the release
-# binary, checks it is an aarch64 ELF, and runs the process tests against it under qemu-user
+# Proves the 64-bit ARM build (Raspberry Pi 3/4/5 on a 64-bit OS): cross-compiles the shipped
+# binary (`--profile dist`, or $HEARTH_PACKAGE_PROFILE), checks it is an aarch64 ELF, and runs the process tests against it under qemu-user
 # (tests/smoke.rs: sign up, a room, a message from one socket to another, an online backup,
 # SIGTERM with exit 0, a restore that serves; tests/backup.rs: backup under write load,
 # restore refusals, export, the control socket's permissions, a damaged store), and builds the
@@ -12,10 +12,13 @@ cd "$(dirname "$0")/.."
 
 target=aarch64-unknown-linux-gnu
 sysroot=/usr/aarch64-linux-gnu
-bin="$PWD/target/$target/release/hearth"
+# What ships is `dist`; scripts/test sets HEARTH_PACKAGE_PROFILE=release so that CI builds one
+# optimised profile per target rather than two (the profiles differ only in LTO and codegen units).
+profile="${HEARTH_PACKAGE_PROFILE:-dist}"
+bin="$PWD/target/$target/$profile/hearth"
 
 started=$(date +%s)
-cargo build --release --locked --target "$target" --bin hearth
+cargo build --profile "$profile" --locked --target "$target" --bin hearth
 built=$(date +%s)
 
 if ! readelf -h "$bin" | grep -q 'Machine:.*AArch64'; then
@@ -28,7 +31,7 @@ glibc=$(readelf -V "$bin" | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -1)
 echo "aarch64 binary: $(stat -c %s "$bin") bytes; needs: $needed; newest symbol: $glibc"
 
 # The Raspberry Pi's package, from the same binary.
-deb=$(cargo deb --no-build --locked --target "$target" 2>/dev/null | tail -1)
+deb=$(cargo deb --no-build --profile "$profile" --locked --target "$target" 2>/dev/null | tail -1)
 arch=$(dpkg-deb -f "$deb" Architecture)
 [ "$arch" = arm64 ] || { echo "error: $deb is for $arch, not arm64" >&2; exit 1; }
 echo "arm64 package: $deb ($(stat -c %s "$deb") bytes)"

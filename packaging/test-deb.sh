@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The Debian package, installed for real on this Debian machine: builds the release binary and
+# The Debian package, installed for real on this Debian machine: builds the shipped binary
+# (`--profile dist`, or $HEARTH_PACKAGE_PROFILE) and
 # the .deb (cargo-deb), installs it with dpkg -i, checks what it put where (binary, unit,
 # /etc/hearth/config.toml, the hearth account, /var/lib/hearth), checks the unit with
 # `systemd-analyze verify`, then starts the installed binary the way the unit does (same user,
@@ -47,8 +48,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cargo build --release --locked --bin hearth
-cargo deb --no-build --locked --output target/debian/ >"$work/cargo-deb.log" 2>&1 ||
+# What ships is `dist`; scripts/test sets HEARTH_PACKAGE_PROFILE=release so that this reuses the
+# build scripts/readme-run made (the profiles differ only in LTO and codegen units).
+profile="${HEARTH_PACKAGE_PROFILE:-dist}"
+cargo build --profile "$profile" --locked --bin hearth
+cargo deb --no-build --profile "$profile" --locked --output target/debian/ >"$work/cargo-deb.log" 2>&1 ||
   { cat "$work/cargo-deb.log" >&2; fail "cargo deb failed"; }
 deb=$(tail -1 "$work/cargo-deb.log")
 [ -f "$deb" ] || fail "cargo deb did not name a package: $deb"

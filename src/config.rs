@@ -35,7 +35,9 @@ const FLAGS_SOURCE: &str = "command-line flags";
 pub struct Config {
     /// Address and port the HTTP and WebSocket server listens on.
     pub bind: SocketAddr,
-    /// Where the sled database (and later the plugins folder) lives.
+    /// Where the sled database, the plugins folder and the compiled-plugin cache live. A
+    /// relative path is relative to the directory hearth was started in; [`Config::load`]
+    /// makes it absolute.
     pub data_dir: PathBuf,
     /// The URL people open; empty means `http://<bind>`. Decides the cookie's `Secure` flag and
     /// is an allowed Origin.
@@ -52,6 +54,7 @@ pub struct Config {
     pub ws: WsConfig,
     pub oauth: OAuthConfig,
     pub store: StoreConfig,
+    pub backup: BackupConfig,
     pub bots: BotsConfig,
     /// `[plugin.NAME]`: what each bot plugin may reach, and its settings.
     pub plugin: BTreeMap<String, PluginConfig>,
@@ -73,6 +76,28 @@ impl Default for StoreConfig {
         StoreConfig {
             cache_mb: 64,
             check_every_start: false,
+        }
+    }
+}
+
+/// `[backup]`: the automatic daily backups into `<data_dir>/backups` (see `backup::auto`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackupConfig {
+    /// Write a backup once a day while hearth runs.
+    pub auto: bool,
+    /// How many automatic backups to keep; the oldest beyond it are removed.
+    pub keep: u32,
+    /// The hour of the day, in UTC (0 to 23), when the daily backup is written.
+    pub hour: u8,
+}
+
+impl Default for BackupConfig {
+    fn default() -> Self {
+        BackupConfig {
+            auto: true,
+            keep: 7,
+            hour: 3,
         }
     }
 }
@@ -101,6 +126,10 @@ pub struct HttpConfig {
     pub body_timeout_secs: u64,
     /// On SIGTERM/SIGINT, how long in-flight requests may take before the server stops anyway.
     pub shutdown_grace_secs: u64,
+    /// HTTP connections one client address may hold open at once (never more than half the
+    /// open-files limit); more are answered 429 and closed. Not applied with
+    /// `trust_proxy_headers`, where every connection is the proxy's. 0 = no limit.
+    pub max_connections_per_ip: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -112,7 +141,8 @@ pub struct AuthConfig {
     pub session_ttl_days: u64,
     /// A session not used for this many days ends; 0 = sessions do not idle out.
     pub session_idle_days: u64,
-    /// Failed logins for one username within `login_window_secs` before 429; 0 disables.
+    /// Failed logins for one username from one client address within `login_window_secs`
+    /// before that address gets 429 for it; 0 disables.
     pub login_max_failures_per_user: u32,
     /// Failed logins from one client address within `login_window_secs` before 429; 0 disables.
     pub login_max_failures_per_ip: u32,
@@ -122,6 +152,18 @@ pub struct AuthConfig {
     pub registrations_per_ip_per_hour: u32,
     /// Password hashes computed at once (each takes 19 MiB); 0 means one per CPU core.
     pub max_concurrent_hashes: usize,
+    /// Password hashes waiting for their turn beyond those running; past it sign-in answers
+    /// 503 `busy` with `Retry-After`; 0 = no limit.
+    pub max_queued_hashes: usize,
+    /// Password checks under way at once for one client address (sign-in) or one user
+    /// (password change); more get 429; 0 = no limit.
+    pub max_hashes_per_ip: usize,
+    /// Failed logins for one username, from all addresses together, within
+    /// `login_window_secs` after which every sign-in for it waits before its password is
+    /// checked (half a second, doubling); 0 = never.
+    pub login_slowdown_after: u32,
+    /// The longest that wait grows to, in seconds.
+    pub login_max_delay_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -147,6 +189,9 @@ pub struct RoomsConfig {
     pub unknown_code_max_per_ip: u32,
     /// The window of `unknown_code_max_per_ip`, in seconds.
     pub unknown_code_window_secs: u64,
+    /// Bytes of items one `joined` or `history` answer (or HTTP history page) carries at
+    /// most; fewer items are sent, with `more: true`, and the client pages for the rest.
+    pub max_page_bytes: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -156,6 +201,9 @@ pub struct WsConfig {
     pub max_frame_bytes: usize,
     /// Frames queued for one socket; when full the socket is closed with 1013.
     pub outbound_queue: usize,
+    /// Bytes the frames queued for one socket may hold; past it the socket is closed with
+    /// 1013, and while more than half of it is queued the socket's frames are not read.
+    pub outbound_queue_bytes: usize,
     /// A write that has not completed after this long closes the socket with 1013.
     pub write_timeout_secs: u64,
     /// Sustained client frames per second per socket; 0 disables rate limiting.
@@ -187,6 +235,7 @@ impl Default for RoomsConfig {
             creations_per_user_per_hour: 20,
             unknown_code_max_per_ip: 20,
             unknown_code_window_secs: 600,
+            max_page_bytes: 512 << 10,
         }
     }
 }
@@ -196,6 +245,7 @@ impl Default for WsConfig {
         WsConfig {
             max_frame_bytes: 64 * 1024,
             outbound_queue: 256,
+            outbound_queue_bytes: 2 << 20,
             write_timeout_secs: 10,
             rate_per_sec: 30,
             rate_burst: 60,
@@ -223,6 +273,7 @@ impl Default for Config {
             ws: WsConfig::default(),
             oauth: OAuthConfig::default(),
             store: StoreConfig::default(),
+            backup: BackupConfig::default(),
             bots: BotsConfig::default(),
             plugin: default_plugins(),
         }
@@ -237,6 +288,7 @@ impl Default for HttpConfig {
             header_timeout_secs: 10,
             body_timeout_secs: 30,
             shutdown_grace_secs: 10,
+            max_connections_per_ip: 128,
         }
     }
 }
@@ -252,6 +304,10 @@ impl Default for AuthConfig {
             login_window_secs: 300,
             registrations_per_ip_per_hour: 20,
             max_concurrent_hashes: 0,
+            max_queued_hashes: 16,
+            max_hashes_per_ip: 2,
+            login_slowdown_after: 10,
+            login_max_delay_secs: 8,
         }
     }
 }
@@ -309,17 +365,55 @@ impl ConfigError {
     }
 }
 
+/// What a command does with the data directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataDirUse {
+    /// It writes there (the server, `hearth user`, `hearth restore`): the directory is created
+    /// if missing and must be writable.
+    Write,
+    /// It only looks (`hearth config`, `hearth plugin`, `hearth backup`, `hearth export`):
+    /// nothing is created.
+    Read,
+}
+
 impl Config {
-    /// Layers defaults, the config file, the environment and the flags, then validates.
-    pub fn load(overrides: &Overrides) -> Result<Config, ConfigError> {
-        let figment = Self::figment(overrides)?;
-        let config: Config = figment.extract().map_err(from_figment)?;
+    /// Layers defaults, the config file, the environment and the flags, makes every path
+    /// absolute (relative ones are relative to the working directory hearth was started in,
+    /// resolved once, here), then validates. With [`DataDirUse::Write`] the data directory is
+    /// created if missing and checked to be writable; with [`DataDirUse::Read`] nothing is
+    /// created.
+    pub fn load(overrides: &Overrides, data_dir_use: DataDirUse) -> Result<Config, ConfigError> {
+        let start_dir = std::env::current_dir().map_err(|e| {
+            ConfigError::one(
+                "data_dir",
+                "the working directory".into(),
+                format!("cannot tell which directory hearth was started in: {e}"),
+            )
+        })?;
+        let figment = Self::figment(overrides, &start_dir)?;
+        let mut config: Config = figment.extract().map_err(from_figment)?;
+        config.make_paths_absolute(&start_dir);
         config.validate(&figment)?;
+        if data_dir_use == DataDirUse::Write {
+            if let Err(problem) = check_writable_dir(&config.data_dir) {
+                let source = describe_source(figment.find_metadata("data_dir"), "data_dir");
+                return Err(ConfigError::one("data_dir", source, problem));
+            }
+        }
         Ok(config)
     }
 
-    fn figment(overrides: &Overrides) -> Result<Figment, ConfigError> {
-        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+    /// The configuration file in effect: `--config`, else `$HEARTH_CONFIG`, else
+    /// `./config.toml` when there is one; absolute.
+    pub fn file_in_effect(overrides: &Overrides) -> Result<Option<PathBuf>, ConfigError> {
+        let start_dir = std::env::current_dir().unwrap_or_default();
+        Self::config_file(overrides, &start_dir)
+    }
+
+    fn config_file(
+        overrides: &Overrides,
+        start_dir: &Path,
+    ) -> Result<Option<PathBuf>, ConfigError> {
         let file = match &overrides.config_file {
             Some(path) if !path.is_file() => {
                 return Err(ConfigError::one(
@@ -333,7 +427,22 @@ impl Config {
                 .map(PathBuf::from)
                 .or_else(|| Some(PathBuf::from("config.toml")).filter(|p| p.is_file())),
         };
-        if let Some(path) = file {
+        Ok(file.map(|path| start_dir.join(path)))
+    }
+
+    /// Relative paths become absolute against `start_dir`, so that every later use (the
+    /// database, the plugins folder, the compiled-plugin cache, the control socket) and every
+    /// log line sees one absolute path, whatever the process does with its working directory.
+    fn make_paths_absolute(&mut self, start_dir: &Path) {
+        self.data_dir = absolute(start_dir, &self.data_dir);
+        if !self.bots.plugins_dir.as_os_str().is_empty() {
+            self.bots.plugins_dir = absolute(start_dir, &self.bots.plugins_dir);
+        }
+    }
+
+    fn figment(overrides: &Overrides, start_dir: &Path) -> Result<Figment, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = Self::config_file(overrides, start_dir)? {
             figment = figment.merge(Toml::file_exact(path));
         }
         let env = Env::prefixed("HEARTH_").split("__").ignore(&["config"]);
@@ -391,6 +500,11 @@ impl Config {
                 self.rooms.max_emoji_per_item as u64,
             ),
             ("ws.outbound_queue", self.ws.outbound_queue as u64),
+            (
+                "ws.outbound_queue_bytes",
+                self.ws.outbound_queue_bytes as u64,
+            ),
+            ("rooms.max_page_bytes", self.rooms.max_page_bytes as u64),
             ("ws.write_timeout_secs", self.ws.write_timeout_secs),
             ("ws.ping_interval_secs", self.ws.ping_interval_secs),
             ("ws.idle_timeout_secs", self.ws.idle_timeout_secs),
@@ -399,9 +513,17 @@ impl Config {
                 self.rooms.unknown_code_window_secs,
             ),
             ("store.cache_mb", self.store.cache_mb),
+            ("backup.keep", u64::from(self.backup.keep)),
         ];
         if let Some((key, _)) = positive.iter().find(|(_, value)| *value == 0) {
             return Err(ConfigError::one(key, source_of(key), "must be at least 1"));
+        }
+        if self.backup.hour > 23 {
+            return Err(ConfigError::one(
+                "backup.hour",
+                source_of("backup.hour"),
+                "must be an hour of the day, 0 to 23 (UTC)",
+            ));
         }
         // hyper cannot read a request head into less than its minimum buffer.
         if self.http.max_header_bytes > 0 && self.http.max_header_bytes < MIN_HEADER_BYTES {
@@ -409,6 +531,15 @@ impl Config {
                 "http.max_header_bytes",
                 source_of("http.max_header_bytes"),
                 format!("must be 0 (no limit of hearth's own) or at least {MIN_HEADER_BYTES}"),
+            ));
+        }
+        // A full page must fit in a socket's queue with room to spare, or every join of a
+        // busy room would close the socket.
+        if self.rooms.max_page_bytes > self.ws.outbound_queue_bytes / 2 {
+            return Err(ConfigError::one(
+                "rooms.max_page_bytes",
+                source_of("rooms.max_page_bytes"),
+                "must be at most half of ws.outbound_queue_bytes",
             ));
         }
         if self.ws.rate_per_sec > 0 && self.ws.rate_burst == 0 {
@@ -421,8 +552,19 @@ impl Config {
         self.oauth.validate(&source_of)?;
         self.bots.validate(&source_of)?;
         bots::validate_plugins(&self.plugin, &source_of)?;
-        if let Err(problem) = check_writable_dir(&self.data_dir) {
-            return Err(ConfigError::one("data_dir", source_of("data_dir"), problem));
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(ConfigError::one(
+                "data_dir",
+                source_of("data_dir"),
+                "must name a directory",
+            ));
+        }
+        if self.data_dir.exists() && !self.data_dir.is_dir() {
+            return Err(ConfigError::one(
+                "data_dir",
+                source_of("data_dir"),
+                format!("{} is not a directory", self.data_dir.display()),
+            ));
         }
         Ok(())
     }
@@ -442,9 +584,14 @@ impl Config {
     }
 
     /// The effective configuration as TOML, for `hearth config`. Secrets are [`Secret`]s, which
-    /// serialize as [`REDACTED`].
+    /// serialize as [`REDACTED`], and plugin settings' values are replaced by it.
     pub fn to_toml(&self) -> String {
-        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}"))
+        let render = || -> Result<String, String> {
+            let mut value = toml::Value::try_from(self).map_err(|e| e.to_string())?;
+            bots::redact_settings(&mut value);
+            toml::to_string_pretty(&value).map_err(|e| e.to_string())
+        };
+        render().unwrap_or_else(|e| format!("# cannot render: {e}"))
     }
 }
 
@@ -461,8 +608,15 @@ pub fn origin_of(url: &str) -> Result<String, String> {
     Ok(trimmed.to_ascii_lowercase())
 }
 
+/// `path` against `base` when relative. Re-collecting the components drops `.` (`..` is kept:
+/// what it means depends on symbolic links, which are the file system's business).
+fn absolute(base: &Path, path: &Path) -> PathBuf {
+    base.join(path).components().collect()
+}
+
 fn check_writable_dir(dir: &Path) -> Result<(), String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    crate::files::create_private_dir(dir)
+        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let probe = dir.join(".hearth-write-check");
     std::fs::write(&probe, b"ok").map_err(|e| format!("cannot write in {}: {e}", dir.display()))?;
     // The probe is removed at once, so the directory holds only the database.
@@ -567,6 +721,31 @@ mod tests {
             }
         }
         mentions(shipped, "", &defaults);
+    }
+
+    #[test]
+    fn relative_paths_become_absolute_against_the_start_directory() {
+        let start = Path::new("/srv/chat");
+        let mut config = Config::default();
+        config.bots.plugins_dir = PathBuf::from("./more/../bots");
+        config.make_paths_absolute(start);
+        assert_eq!(config.data_dir, Path::new("/srv/chat/hearth-data"));
+        assert_eq!(config.bots.plugins_dir, Path::new("/srv/chat/more/../bots"));
+        assert_eq!(
+            config.bots.plugins_dir(&config.data_dir),
+            Path::new("/srv/chat/more/../bots")
+        );
+        // Absolute paths stay as they are; an empty plugins folder still means the default.
+        let mut config = Config {
+            data_dir: PathBuf::from("/var/lib/hearth"),
+            ..Config::default()
+        };
+        config.make_paths_absolute(start);
+        assert_eq!(config.data_dir, Path::new("/var/lib/hearth"));
+        assert_eq!(
+            config.bots.plugins_dir(&config.data_dir),
+            Path::new("/var/lib/hearth/plugins")
+        );
     }
 
     #[test]

@@ -65,9 +65,12 @@ impl AppError {
                 AuthError::WrongPassword => (StatusCode::FORBIDDEN, "wrong_password"),
                 AuthError::NoPassword => (StatusCode::CONFLICT, "no_password"),
                 AuthError::AccountDisabled => (StatusCode::FORBIDDEN, "account_disabled"),
-                AuthError::RateLimited { .. } | AuthError::TooManyRegistrations { .. } => {
+                AuthError::RateLimited { .. }
+                | AuthError::TooManyAtOnce { .. }
+                | AuthError::TooManyRegistrations { .. } => {
                     (StatusCode::TOO_MANY_REQUESTS, "rate_limited")
                 }
+                AuthError::Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
                 AuthError::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
                 AuthError::UnknownUser(_) => (StatusCode::NOT_FOUND, "unknown_user"),
                 AuthError::Store(_) | AuthError::Internal(_) => {
@@ -81,6 +84,7 @@ impl AppError {
                         StatusCode::FORBIDDEN
                     }
                     RoomError::TooLong(_)
+                    | RoomError::Store(crate::store::StoreError::TooLarge { .. })
                     | RoomError::InvalidName(_)
                     | RoomError::BadRequest(_)
                     | RoomError::UnknownCommand(_) => StatusCode::BAD_REQUEST,
@@ -125,6 +129,8 @@ impl IntoResponse for AppError {
         let retry_after = match &self {
             AppError::Auth(
                 AuthError::RateLimited { retry_after }
+                | AuthError::TooManyAtOnce { retry_after }
+                | AuthError::Busy { retry_after }
                 | AuthError::TooManyRegistrations { retry_after },
             )
             | AppError::Limited { retry_after, .. } => Some(*retry_after),

@@ -112,6 +112,15 @@ impl Limits {
         }
     }
 
+    /// Before a look-up of a room by code with no user to it (an invite link's sign-up page):
+    /// refused while `ip` has tried too many unknown codes.
+    pub fn look_up_code(&self, ip: IpAddr) -> Result<(), GuessingCodes> {
+        match self.code_guesses.check(&ip_key(ip)) {
+            Ok(()) => Ok(()),
+            Err(retry_after) => Err(GuessingCodes { retry_after }),
+        }
+    }
+
     /// `ip` named a room that does not exist.
     pub fn unknown_code(&self, ip: IpAddr) {
         self.code_guesses.record(&ip_key(ip));

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use hearth::config::{Config, Overrides};
+use hearth::config::{Config, DataDirUse, Overrides};
 
 // glibc's malloc keeps each thread arena's freed memory: after a few concurrent argon2 hashes
 // (19 MiB each) a fresh server sat at hundreds of MB. mimalloc gives it back.
@@ -44,8 +44,15 @@ enum Command {
     /// Write a consistent backup of the data directory to FILE (`-`: standard output).
     ///
     /// From the running server, through its control socket (run as root or as the user hearth
-    /// runs as); when no server runs, from the database itself.
-    Backup { file: PathBuf },
+    /// runs as); when no server runs, from the database itself. `--list` shows the automatic
+    /// backups in the data directory's `backups` folder instead.
+    Backup {
+        #[arg(required_unless_present = "list")]
+        file: Option<PathBuf>,
+        /// List the automatic backups, oldest first.
+        #[arg(long, conflicts_with = "file")]
+        list: bool,
+    },
     /// Load the backup FILE (`-`: standard input) into an empty data directory.
     Restore { file: PathBuf },
     /// Export users (without passwords or sessions), rooms and history, for people who leave.
@@ -87,14 +94,26 @@ enum UserAction {
 }
 
 fn main() -> ExitCode {
+    // Before anything is written: the data directory, exports and backups are ours alone.
+    hearth::files::private_by_default();
     let cli = Cli::parse();
     let overrides = Overrides {
         config_file: cli.config.clone(),
         bind: cli.bind.clone(),
         data_dir: cli.data_dir.clone(),
     };
-    let config = match Config::load(&overrides) {
-        Ok(config) => config,
+    let command = cli.command.unwrap_or(Command::Serve);
+    let data_dir_use = match &command {
+        Command::Serve | Command::User { .. } | Command::Restore { .. } => DataDirUse::Write,
+        Command::Config
+        | Command::Backup { .. }
+        | Command::Export { .. }
+        | Command::Plugin { .. } => DataDirUse::Read,
+    };
+    let loaded = Config::load(&overrides, data_dir_use)
+        .and_then(|config| Config::file_in_effect(&overrides).map(|file| (config, file)));
+    let (config, config_file) = match loaded {
+        Ok(loaded) => loaded,
         Err(e) => {
             eprintln!("hearth: bad configuration\n{e}");
             return ExitCode::from(2);
@@ -108,16 +127,19 @@ fn main() -> ExitCode {
         }
     };
     let outcome = runtime.block_on(async move {
-        match cli.command.unwrap_or(Command::Serve) {
-            Command::Serve => serve(config).await,
+        match command {
+            Command::Serve => serve(config, config_file).await,
             Command::Config => {
                 print!("{}", config.to_toml());
                 Ok(())
             }
             Command::User { action } => user(config, action).await,
-            Command::Backup { file } => backup(&config, &file),
-            Command::Restore { file } => restore(&config, &file),
-            Command::Export { json: _, output } => export(&config, output.as_deref()),
+            Command::Backup {
+                file: Some(file), ..
+            } => backup(&config, &absolute(file)),
+            Command::Backup { file: None, .. } => list_backups(&config),
+            Command::Restore { file } => restore(&config, &absolute(file)),
+            Command::Export { json: _, output } => export(&config, output.map(absolute).as_deref()),
             Command::Plugin { action } => plugin(&config, action).await,
         }
     });
@@ -130,8 +152,17 @@ fn main() -> ExitCode {
     }
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+async fn serve(config: Config, config_file: Option<PathBuf>) -> anyhow::Result<()> {
     init_logging(&config.log);
+    let file = match &config_file {
+        Some(path) => path.display().to_string(),
+        None => "none (built-in defaults)".into(),
+    };
+    tracing::info!(
+        "data directory {}, plugins folder {}, configuration file {file}",
+        config.data_dir.display(),
+        config.bots.plugins_dir(&config.data_dir).display(),
+    );
     let bind = config.bind;
     // The store is opened before the port is bound, so a second hearth on the same data
     // directory says so instead of reporting a busy port.
@@ -146,7 +177,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 async fn plugin(config: &Config, action: PluginAction) -> anyhow::Result<()> {
     let text = match action {
         PluginAction::List => hearth::bots::cli::list(config).await?,
-        PluginAction::Check { file } => hearth::bots::cli::check(config, &file).await?,
+        PluginAction::Check { file } => hearth::bots::cli::check(config, &absolute(file)).await?,
     };
     print!("{text}");
     Ok(())
@@ -207,6 +238,25 @@ fn backup(config: &Config, file: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn list_backups(config: &Config) -> anyhow::Result<()> {
+    let folder = hearth::backup::auto::dir(&config.data_dir);
+    let backups = hearth::backup::auto::list(&config.data_dir)
+        .with_context(|| format!("cannot read {}", folder.display()))?;
+    if backups.is_empty() {
+        eprintln!("no automatic backups in {}", folder.display());
+        return Ok(());
+    }
+    for backup in backups {
+        println!(
+            "{}\t{}\t{} bytes",
+            backup.header.taken_at_text(),
+            backup.path.display(),
+            backup.bytes
+        );
+    }
+    Ok(())
+}
+
 fn restore(config: &Config, file: &Path) -> anyhow::Result<()> {
     let done = hearth::backup::restore(config, file)?;
     eprintln!(
@@ -237,6 +287,15 @@ fn export(config: &Config, output: Option<&Path>) -> anyhow::Result<()> {
         done.users, done.rooms, done.messages
     );
     Ok(())
+}
+
+/// A file named on the command line, made absolute against the working directory so that
+/// messages name it unambiguously; `-` (standard input or output) stays `-`.
+fn absolute(file: PathBuf) -> PathBuf {
+    if file.as_os_str() == "-" {
+        return file;
+    }
+    std::path::absolute(&file).unwrap_or(file)
 }
 
 fn read_password() -> anyhow::Result<String> {

@@ -3,7 +3,8 @@
 //!
 //! Every answer carries the UI's security headers: a strict Content-Security-Policy (scripts,
 //! styles and connections from this origin only, no inline script or style, no plugins, no
-//! framing, Trusted Types required so no code path can assign HTML), `X-Frame-Options: DENY`,
+//! framing, Trusted Types required so no code path can assign HTML: the one policy allowed,
+//! `hearth-sw`, makes the service worker's address and nothing else), `X-Frame-Options: DENY`,
 //! `Referrer-Policy: no-referrer` and `X-Content-Type-Options: nosniff`.
 //!
 //! Caching: every file is `no-cache` with a weak `ETag` (its SHA-256), so a reload costs a 304
@@ -35,7 +36,7 @@ pub const UI_BUDGET_BYTES: usize = 150_000;
 const CSP_BASE: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
      img-src 'self'; font-src 'self'; manifest-src 'self'; base-uri 'none'; \
      form-action 'self'; frame-ancestors 'none'; object-src 'none'; \
-     require-trusted-types-for 'script'; trusted-types 'none'";
+     require-trusted-types-for 'script'; trusted-types hearth-sw";
 
 pub async fn serve_asset(uri: Uri, headers: HeaderMap) -> Response {
     let path = uri.path().trim_start_matches('/');
@@ -286,6 +287,8 @@ mod tests {
             "eval(",
             "new Function",
             "setAttribute('style'",
+            "createHTML",
+            "createScript(",
             "setAttribute(\"style\"",
         ];
         for name in Assets::iter() {

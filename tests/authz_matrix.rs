@@ -268,6 +268,24 @@ async fn every_route_and_frame_for_every_kind_of_caller() {
             same_row(http(200)),
         ),
         (
+            Method::GET,
+            "/api/session".into(),
+            None,
+            same_row(http(200)),
+        ),
+        (
+            Method::GET,
+            format!("/api/invites/{room}"),
+            None,
+            same_row(http(200)),
+        ),
+        (
+            Method::GET,
+            format!("/api/invites/{unknown}"),
+            None,
+            same_row(http(200)),
+        ),
+        (
             Method::POST,
             "/api/auth/providers/github/unlink".into(),
             None,
@@ -436,8 +454,9 @@ async fn every_route_and_frame_for_every_kind_of_caller() {
 
     // ---- HTTP: routes that end sessions, each cell with a cast of its own ----
     let change = json!({"current_password": PASSWORD, "new_password": "another fine passphrase"});
-    let ending: [(&str, Option<Value>); 2] = [
+    let ending: [(&str, Option<Value>); 3] = [
         ("/api/auth/logout", None),
+        ("/api/auth/logout-all", None),
         ("/api/auth/password", Some(change)),
     ];
     for (round, (path, body)) in ending.iter().enumerate() {

@@ -117,7 +117,10 @@ fn plugin_check_validates_and_list_shows_every_plugin() {
         .output()
         .unwrap();
     assert_eq!(missing.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read no-such.wasm"));
+    // Named as resolved against the start directory (relative paths are made absolute once).
+    let expected = format!("cannot read {}", dir.path().join("no-such.wasm").display());
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(stderr.contains(&expected), "{stderr}");
 
     let plugins = data.join("plugins");
     std::fs::create_dir_all(&plugins).unwrap();

@@ -255,9 +255,12 @@ async fn sigterm_with_requests_in_flight_exits_0_and_keeps_what_was_written() {
 
     let mut created = Vec::new();
     for task in tasks {
-        if let Some((name, status)) = task.await.unwrap() {
-            assert_eq!(status, 201, "an answered request completed fully");
-            created.push(name);
+        match task.await.unwrap() {
+            Some((name, 201)) => created.push(name),
+            // Refused before anything was written: the sign-in throttles keep only a few
+            // password hashes in flight per address and queued overall (docs/security.md).
+            Some((_, 429 | 503)) | None => {}
+            Some((name, status)) => panic!("{name}: {status}: an answered request completes fully"),
         }
     }
     assert!(

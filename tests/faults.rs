@@ -1,4 +1,5 @@
-//! Faults: the disk filling up while people post, for real, on a small tmpfs.
+//! Faults: the disk filling up while people post, for real, on a small tmpfs; and what a power
+//! cut does to the files of the database.
 //!
 //! The sender of a message that cannot be stored gets `internal`; nothing acknowledged is
 //! lost and nothing half-written shows; when space returns, the same server takes messages
@@ -94,7 +95,9 @@ async fn post(client: &mut WsClient, room: &str, text: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disk_full_while_posting() {
-    let Some(disk) = Tmpfs::mount("24m") else {
+    // Room for the database's first 8 MiB log segment, which sled writes whole, and the 16 MiB
+    // a reopen needs free, once the filler is gone.
+    let Some(disk) = Tmpfs::mount("48m") else {
         eprintln!("skipped: cannot mount a tmpfs here (needs root; CI has it)");
         return;
     };
@@ -115,7 +118,9 @@ async fn disk_full_while_posting() {
 
     // seq -> text of every acknowledged message.
     let mut acked: BTreeMap<u64, String> = BTreeMap::new();
-    let body = "x".repeat(2000);
+    // Large messages, so that the log leaves its first segment (whose space sled took at once)
+    // soon after the disk is full.
+    let body = "x".repeat(3900);
     for i in 0..20 {
         let text = format!("before {i} {body}");
         let ack = post(&mut sender, &room, &text).await;
@@ -126,7 +131,7 @@ async fn disk_full_while_posting() {
     // The disk fills up. Posting goes on until the store cannot take any more.
     let filler = fill(disk.path());
     let mut refused = Vec::new();
-    for i in 0..2000 {
+    for i in 0..6000 {
         let text = format!("while full {i} {body}");
         let answer = post(&mut sender, &room, &text).await;
         match answer["type"].as_str() {
@@ -234,4 +239,126 @@ async fn disk_full_while_posting() {
     check(&restarted);
     assert_eq!(live, restarted, "the restart changed the history");
     server.shutdown().await;
+}
+
+/// What a power cut leaves of the database: everything fsynced, and of what was only written,
+/// nothing. sled used to write any log record over 128 KiB (a tree node of sixteen 16 KB
+/// messages) to a file of its own under `db/blobs` without an fsync, while the fsynced log
+/// pointed at it, and rewrote its `conf` at every open without one: after a cut those files
+/// were empty, and sled dropped every later record or panicked at each start. This empties
+/// every file of the kinds hearth does not fsync itself, the way a cut does, and reopens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_power_cut_keeps_every_committed_message_of_any_size() {
+    use hearth::store::rooms::Item;
+    use hearth::store::Store;
+    type Text = fn(u64) -> String;
+    let texts: [(&str, Text); 3] = [
+        ("4,000 emoji (16 KB)", |n| {
+            format!("{n} {}", "😀".repeat(4000))
+        }),
+        ("4,000 CJK characters (12 KB)", |n| {
+            format!("{n} {}", "漢".repeat(4000))
+        }),
+        // The largest a 64 KiB frame carries.
+        ("63 KB of ASCII", |n| {
+            format!("{n} {}", "a".repeat(63 * 1024))
+        }),
+    ];
+    for (label, text) in texts {
+        let dir = tempfile::tempdir().unwrap();
+        let messages = 80u64;
+        {
+            let store = Store::open(dir.path()).unwrap();
+            for seq in 1..=messages {
+                let item = Item::chat(seq, seq, seq, "ann", text(seq));
+                store.put_item("ABCDEF", &item).unwrap();
+            }
+            store.commit().await.unwrap();
+        }
+        let db = dir.path().join("db");
+        let mut emptied = Vec::new();
+        if let Ok(blobs) = std::fs::read_dir(db.join("blobs")) {
+            for blob in blobs {
+                let path = blob.unwrap().path();
+                std::fs::File::create(&path).unwrap();
+                emptied.push(path);
+            }
+        }
+        std::fs::File::create(db.join("conf")).unwrap();
+        let store = Store::open(dir.path())
+            .unwrap_or_else(|e| panic!("{label}: the database must open after a cut: {e}"));
+        let page = store.items_after("ABCDEF", 0, 1000).unwrap();
+        assert_eq!(
+            page.items.len() as u64,
+            messages,
+            "{label}: committed messages lost; blobs emptied: {emptied:?}"
+        );
+        for item in &page.items {
+            assert_eq!(
+                item.text.as_deref(),
+                Some(text(item.seq).as_str()),
+                "{label}"
+            );
+        }
+        assert!(
+            emptied.is_empty(),
+            "{label}: the store made blobs: {emptied:?}"
+        );
+    }
+}
+
+/// A blob that a cut emptied (in a database from before hearth kept sled from making them) is
+/// found before sled opens, and the database refused with hearth's own message, rather than
+/// served shortened or left to sled's panic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_emptied_blob_is_refused_not_served_shortened() {
+    use hearth::store::{Store, StoreError};
+    let dir = tempfile::tempdir().unwrap();
+    drop(Store::open(dir.path()).unwrap());
+    let blobs = dir.path().join("db").join("blobs");
+    std::fs::create_dir_all(&blobs).unwrap();
+    std::fs::write(blobs.join("123456"), b"").unwrap();
+    let err = Store::open(dir.path()).err().expect("refused");
+    assert!(matches!(err, StoreError::Damaged { .. }), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("123456") && text.contains("0 bytes"),
+        "{text}"
+    );
+    assert!(text.contains("hearth restore"), "{text}");
+}
+
+/// With the length limits off, a message too large for one stored record is refused with
+/// `too_long` (never stored where a power cut could undo it), and the room carries on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_too_large_to_store_is_refused_with_too_long() {
+    let data = tempfile::tempdir().unwrap();
+    let data_dir = data.path().to_path_buf();
+    let mut server = TestServer::start_with(|c| {
+        c.data_dir = data_dir.clone();
+        c.rooms.max_text_chars = 0;
+        c.ws.max_frame_bytes = 0;
+        c.ws.rate_per_sec = 0;
+    })
+    .await;
+    let ann = server.register("ann").await;
+    let room = create_room(&server, &ann, "big").await;
+    let mut client = WsClient::connect(&server, &ann).await;
+    client.join(&room).await;
+    let huge = "z".repeat(200 * 1024);
+    let answer = client
+        .request(json!({"type": "send", "room": room, "text": huge}))
+        .await;
+    assert_eq!(answer["type"], "error", "{answer}");
+    assert_eq!(answer["code"], "too_long", "{answer}");
+    // Just under the bound is stored.
+    let large = "z".repeat(90 * 1024);
+    client.say(&room, &large).await;
+    let items = history(&server, &ann, &room).await;
+    assert!(items.iter().any(|i| i["text"] == large.as_str()));
+    assert!(!items.iter().any(|i| i["text"] == huge.as_str()));
+    server.shutdown().await;
+    let blobs = data.path().join("db").join("blobs");
+    let count = std::fs::read_dir(&blobs).map_or(0, |d| d.count());
+    assert_eq!(count, 0, "no record went to a blob file");
 }

@@ -1181,3 +1181,51 @@ fn hearth_config_redacts_secrets_and_refuses_incomplete_providers() {
     assert!(stderr.contains("oauth.github.client_id"), "{stderr}");
     assert!(!stderr.contains("panicked"));
 }
+
+/// Starting a sign-in needs no account: one address that starts flows and never finishes them
+/// (issue 16: 10,200 starts made every sign-in answer 503) gets 429 past its own cap, and
+/// everyone else still signs in.
+#[tokio::test]
+async fn one_address_cannot_use_up_every_sign_in_slot() {
+    let mock = Mock::start().await;
+    let server = server_with(&mock, |c| {
+        c.oauth.max_pending = 10;
+        c.oauth.max_pending_per_ip = 4;
+    })
+    .await;
+    let attacker = common::client_from("127.0.0.2");
+    let url = server.url("/auth/github/start");
+    for _ in 0..4 {
+        let response = attacker.get(&url).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::FOUND);
+    }
+    for _ in 0..20 {
+        let response = attacker.get(&url).send().await.unwrap();
+        assert_refused(response, StatusCode::TOO_MANY_REQUESTS, "Too many sign-ins").await;
+    }
+    // Someone else, from another address, signs in from start to finish.
+    sign_in(&server, "github", &person("501", "rosa")).await;
+}
+
+/// Issue 16: display names from a provider were taken raw, bidi overrides and zero-width
+/// characters included, so a room could list two people who both looked like "alice". They are
+/// cleaned of format characters and NFKC-normalized; one with nothing left shows the username.
+#[tokio::test]
+async fn display_names_from_a_provider_lose_invisible_and_look_alike_characters() {
+    let mock = Mock::start().await;
+    let server = server_with(&mock, |_| {}).await;
+    let cases = [
+        ("601", "mallory", "ali\u{200B}ce\u{202E}", "alice"),
+        ("602", "kelvin", "\u{212A}ate", "Kate"),
+        ("603", "blank", "\u{200B}\u{2066}", "blank"),
+    ];
+    for (id, login, name, shown) in cases {
+        let who = Person {
+            name: name.into(),
+            ..person(id, login)
+        };
+        let browser = sign_in(&server, "github", &who).await;
+        let (_, me) = api(&server, &browser, "/api/me").await;
+        assert_eq!(me["user"]["display_name"], shown, "{name:?}");
+    }
+}

@@ -194,6 +194,8 @@ fn the_unit_the_package_and_the_packaged_config_agree() {
         })
         .collect();
     assert!(assets.contains(&("target/release/hearth".into(), "usr/bin/".into())));
+    // Which build that names: the fully optimised one.
+    assert_eq!(deb["profile"].as_str(), Some("dist"));
     assert!(assets.contains(&(
         "packaging/hearth.toml".into(),
         "etc/hearth/config.toml".into()

@@ -405,3 +405,37 @@ async fn undecodable_path_segments_get_errors_in_the_api_shape() {
         assert!(page.contains("Unknown sign-in provider"), "{path}: {page}");
     }
 }
+
+/// What the sign-up page of an invite link may ask before anyone signs in: the room's name by
+/// its code, and whether this request has a session, each answered 200 so a signed-out page
+/// logs no failure; unknown codes still count as guesses.
+#[tokio::test]
+async fn invites_and_the_session_answer_before_sign_in() {
+    let server = TestServer::start_with(|c| c.rooms.unknown_code_max_per_ip = 3).await;
+    let token = server.register("ines").await;
+    let room = create_room(&server, &token, "Book club").await;
+
+    let (status, body) = server
+        .get(&format!("/api/invites/{}", room.to_lowercase()), None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, json!({"room": {"code": room, "name": "Book club"}}));
+
+    let (status, body) = server.get("/api/session", None).await;
+    assert_eq!((status.as_u16(), body), (200, json!({"user": null})));
+    let (status, body) = server.get("/api/session", Some("not-a-token")).await;
+    assert_eq!((status.as_u16(), body), (200, json!({"user": null})));
+    let (status, body) = server.get("/api/session", Some(&token)).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["user"]["username"], "ines");
+
+    // A code that names no room: null, and a guess; after three, even real codes are refused.
+    let unknown = unused_code(&[&room]);
+    for _ in 0..3 {
+        let (status, body) = server.get(&format!("/api/invites/{unknown}"), None).await;
+        assert_eq!((status.as_u16(), body), (200, json!({"room": null})));
+    }
+    let (status, body) = server.get(&format!("/api/invites/{room}"), None).await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["error"]["code"], "rate_limited");
+}

@@ -283,6 +283,7 @@ async fn cookie_state_changes_are_refused_from_other_sites() {
         ),
         ("/api/auth/providers/github/unlink", json!({})),
         ("/api/auth/logout", json!({})),
+        ("/api/auth/logout-all", json!({})),
     ];
     for (path, body) in &routes {
         for headers in cross_site {

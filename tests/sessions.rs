@@ -1,4 +1,4 @@
-//! Sessions: idle and absolute expiry, logging out everywhere, a password change that ends the
+//! Sessions: idle and absolute expiry, logging out one session or everywhere, a password change that ends the
 //! other sessions, sockets closed with 4401 whenever their session ends, and tokens that never
 //! reach the log.
 //!
@@ -11,7 +11,7 @@ mod common;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::process::start_with_env;
-use common::ws::{create_room, register, upgrade_status, Upgrade, WsClient};
+use common::ws::{create_room, is_chat, register, upgrade_status, Upgrade, WsClient};
 use common::{client, code, read, TestServer, PASSWORD};
 use hearth::auth::token;
 use hearth::store::SessionRecord;
@@ -157,40 +157,95 @@ async fn an_open_socket_closes_when_its_session_expires_and_keeps_a_used_session
     lasting.say(&room, "still here").await;
 }
 
-#[tokio::test]
-async fn logout_ends_every_session_of_the_user_and_closes_all_their_sockets() {
-    let server = TestServer::start().await;
+/// Two sessions of one person (laptop and phone), each with sockets, and a friend in the room.
+struct TwoDevices {
+    laptop: String,
+    phone: String,
+    friend: String,
+    room: String,
+    on_laptop: WsClient,
+    unsubscribed: WsClient,
+    on_phone: WsClient,
+    theirs: WsClient,
+}
+
+async fn two_devices(server: &TestServer) -> TwoDevices {
     let laptop = server.register("lou").await;
-    let phone = login(&server, "lou", PASSWORD).await.unwrap();
+    let phone = login(server, "lou", PASSWORD).await.unwrap();
     let friend = server.register("fay").await;
-    let room = create_room(&server, &laptop, "everywhere").await;
-    let mut on_laptop = WsClient::connect(&server, &laptop).await;
+    let room = create_room(server, &laptop, "everywhere").await;
+    let mut on_laptop = WsClient::connect(server, &laptop).await;
     on_laptop.join(&room).await;
-    let mut unsubscribed = WsClient::connect(&server, &laptop).await;
-    let mut on_phone = WsClient::connect(&server, &phone).await;
+    let unsubscribed = WsClient::connect(server, &laptop).await;
+    let mut on_phone = WsClient::connect(server, &phone).await;
     on_phone.join(&room).await;
-    let mut theirs = WsClient::connect(&server, &friend).await;
+    let mut theirs = WsClient::connect(server, &friend).await;
     theirs.join(&room).await;
+    TwoDevices {
+        laptop,
+        phone,
+        friend,
+        room,
+        on_laptop,
+        unsubscribed,
+        on_phone,
+        theirs,
+    }
+}
+
+async fn assert_session_ended(server: &TestServer, token: &str) {
+    assert_eq!(me(server, token).await, 401);
+    let upgrade = Upgrade {
+        token: Some(token),
+        ..Upgrade::default()
+    };
+    assert_eq!(upgrade_status(server, upgrade).await, 401);
+}
+
+#[tokio::test]
+async fn logout_ends_only_the_calling_session_and_its_sockets() {
+    let server = TestServer::start().await;
+    let mut d = two_devices(&server).await;
 
     let (status, _) = server
-        .post("/api/auth/logout", json!({}), Some(&phone))
+        .post("/api/auth/logout", json!({}), Some(&d.phone))
         .await;
     assert_eq!(status, 204);
-    for socket in [&mut on_laptop, &mut unsubscribed, &mut on_phone] {
+    let (code, reason) = d.on_phone.expect_close().await;
+    assert_eq!((code, reason.as_str()), (4401, "session ended"));
+    assert_session_ended(&server, &d.phone).await;
+
+    // The laptop's session and both its sockets go on: a message from it reaches the friend,
+    // and its socket that joined no room still answers.
+    assert_eq!(me(&server, &d.laptop).await, 200);
+    d.on_laptop.say(&d.room, "still signed in here").await;
+    d.theirs
+        .recv_until(|f| is_chat(f, "still signed in here"))
+        .await;
+    let joined = d.unsubscribed.join(&d.room).await;
+    assert_eq!(joined["type"], "joined", "{joined}");
+    assert_eq!(me(&server, &d.friend).await, 200);
+}
+
+#[tokio::test]
+async fn logout_all_ends_every_session_of_the_user_and_closes_all_their_sockets() {
+    let server = TestServer::start().await;
+    let mut d = two_devices(&server).await;
+
+    let (status, _) = server
+        .post("/api/auth/logout-all", json!({}), Some(&d.phone))
+        .await;
+    assert_eq!(status, 204);
+    for socket in [&mut d.on_laptop, &mut d.unsubscribed, &mut d.on_phone] {
         let (code, reason) = socket.expect_close().await;
         assert_eq!((code, reason.as_str()), (4401, "session ended"));
     }
-    for token in [&laptop, &phone] {
-        assert_eq!(me(&server, token).await, 401);
-        let upgrade = Upgrade {
-            token: Some(token),
-            ..Upgrade::default()
-        };
-        assert_eq!(upgrade_status(&server, upgrade).await, 401);
+    for token in [&d.laptop, &d.phone] {
+        assert_session_ended(&server, token).await;
     }
     // Someone else is untouched, and signing in again works.
-    theirs.say(&room, "still here").await;
-    assert_eq!(me(&server, &friend).await, 200);
+    d.theirs.say(&d.room, "still here").await;
+    assert_eq!(me(&server, &d.friend).await, 200);
     let again = login(&server, "lou", PASSWORD).await.unwrap();
     assert_eq!(me(&server, &again).await, 200);
 }
@@ -275,6 +330,24 @@ async fn wrong_current_passwords_are_throttled_like_logins() {
     let right = json!({"current_password": PASSWORD, "new_password": "whatever it is"});
     let (status, body) = server.post("/api/auth/password", right, Some(&token)).await;
     assert_eq!((status.as_u16(), code(&body)), (429, "rate_limited"));
+}
+
+/// Concurrent guesses of the current password all passed a throttle checked before hashing
+/// and counted after; each now takes its place first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_wrong_current_passwords_are_throttled() {
+    let server = TestServer::start_with(|c| c.auth.login_max_failures_per_user = 3).await;
+    let token = server.register("uma").await;
+    let wrong = json!({"current_password": "not it at all", "new_password": "whatever it is"});
+    let guesses = (0..40).map(|_| server.post("/api/auth/password", wrong.clone(), Some(&token)));
+    let answers = futures_util::future::join_all(guesses).await;
+    let checked = answers.iter().filter(|(s, _)| s.as_u16() == 403).count();
+    let limited = answers.iter().filter(|(s, _)| s.as_u16() == 429).count();
+    assert!(
+        checked <= 3,
+        "{checked} guesses were checked, over the limit of 3"
+    );
+    assert_eq!(checked + limited, 40, "{answers:?}");
 }
 
 /// The real binary at its most talkative (`trace` for hearth, `debug` for the libraries it

@@ -252,10 +252,11 @@ async fn host_powers_bans_and_succession() {
             assert!(absent(i, "text") && absent(i, "author"), "{i}");
             let event = field(i, "event");
             if event == "host_transfer" {
-                // Whether a host_transfer also names a `user` is not fixed; `from`/`to` are.
+                // Every system item names whom it is about: for a transfer, the new host.
+                assert_eq!(i["user"], i["to"], "host_transfer: user is to: {i}");
                 [
                     event,
-                    String::new(),
+                    field(i, "user"),
                     field(i, "by"),
                     field(i, "from"),
                     field(i, "to"),
@@ -283,15 +284,15 @@ async fn host_powers_bans_and_succession() {
         ["kick", "mallory", "alice", "", ""],
         ["unban", "mallory", "alice", "", ""],
         ["join", "mallory", "", "", ""],
-        ["host_transfer", "", "alice", "alice", "bob"],
+        ["host_transfer", "bob", "alice", "alice", "bob"],
         ["leave", "alice", "", "", ""],
         ["leave", "bob", "", "", ""],
-        ["host_transfer", "", "", "bob", "carol"],
+        ["host_transfer", "carol", "", "bob", "carol"],
         ["leave", "carol", "", "", ""],
-        ["host_transfer", "", "", "carol", "mallory"],
+        ["host_transfer", "mallory", "", "carol", "mallory"],
         ["leave", "mallory", "", "", ""],
         ["join", "dave", "", "", ""],
-        ["host_transfer", "", "", &last_from, "dave"],
+        ["host_transfer", "dave", "", &last_from, "dave"],
     ];
     let expected: Vec<[String; 5]> = expected.iter().map(|row| row.map(str::to_string)).collect();
     assert_eq!(summary, expected);

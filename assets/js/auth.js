@@ -11,10 +11,12 @@ function providerLabel(name) {
 
 /**
  * Renders the sign-in screen into `root`; calls `onsignedin(user)` once signed in. `roomCode`
- * is the room a visitor was sent here from (/r/CODE), named on the screen.
+ * is the room a visitor was sent here from (/r/CODE) and `roomName` its name if the server
+ * told it: such a visitor was most likely invited and new, so the page leads with sign-up and
+ * names the room.
  */
-export function renderAuth(root, { providers, roomCode, onsignedin }) {
-  let mode = 'signin';
+export function renderAuth(root, { providers, roomCode, roomName, onsignedin }) {
+  let mode = roomCode ? 'signup' : 'signin';
   const error = h('p', { class: 'form-error', role: 'alert', id: 'auth-error' });
   const username = h('input', {
     id: 'auth-username', name: 'username', autocomplete: 'username', required: true,
@@ -32,10 +34,13 @@ export function renderAuth(root, { providers, roomCode, onsignedin }) {
   const switchText = h('p', { class: 'auth-switch' });
   const heading = h('h1', { class: 'auth-title', id: 'auth-title' });
 
+  const invited = roomName ? `“${roomName}”` : roomCode ? `room ${roomCode}` : null;
   function setMode(next) {
     mode = next;
     const signup = mode === 'signup';
-    heading.textContent = signup ? 'Create your account' : 'Welcome back';
+    heading.textContent = invited
+      ? (signup ? `Join ${invited} on Hearth` : `Sign in to join ${invited}`)
+      : (signup ? 'Create your account' : 'Welcome back');
     submit.textContent = signup ? 'Create account' : 'Sign in';
     password.setAttribute('autocomplete', signup ? 'new-password' : 'current-password');
     nameHint.hidden = !signup;
@@ -104,15 +109,27 @@ export function renderAuth(root, { providers, roomCode, onsignedin }) {
     : null;
 
   const intro = roomCode
-    ? h('p', { class: 'auth-intro' }, 'Sign in to join room ', h('strong', { class: 'code' }, roomCode), '.')
+    ? h('p', { class: 'auth-intro' }, 'You were sent a link to ',
+      roomName ? h('strong', null, roomName) : 'room ', roomName ? ` (room ${roomCode})` : h('strong', { class: 'code' }, roomCode),
+      '. Create an account to join it, or sign in if you have one.')
     : h('p', { class: 'auth-intro' }, 'Chat with your people, on your own server.');
 
   root.replaceChildren(h('main', { class: 'auth' },
     h('div', { class: 'auth-card' },
       h('div', { class: 'auth-brand' }, logo(), h('span', null, 'Hearth')),
       heading, intro, form, oauth, switchText)));
-  setMode('signin');
+  setMode(mode);
   username.focus();
+}
+
+/** The name of the room an invite link points to, or null (no such room, or not answered). */
+export async function loadInvite(code) {
+  try {
+    const data = await api('GET', `/api/invites/${encodeURIComponent(code)}`);
+    return data?.room && typeof data.room.name === 'string' ? data.room.name : null;
+  } catch {
+    return null;
+  }
 }
 
 export async function loadProviders() {

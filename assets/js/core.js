@@ -130,12 +130,22 @@ export class Room {
     return member ? member.display_name : username;
   }
 
+  /** Whether another member is shown under the same display name (a look-alike to flag). */
+  nameIsShared(username) {
+    const name = this.displayName(username).toLowerCase();
+    for (const m of this.members.values()) {
+      if (m.username !== username && m.display_name.toLowerCase() === name) return true;
+    }
+    return false;
+  }
+
   /** Follows a system item: membership, host, bans. */
   applySystem(item) {
     switch (item.event) {
       case 'join':
         if (!this.members.has(item.user)) {
-          this.members.set(item.user, { username: item.user, display_name: item.user, online: false, host: false });
+          // Named by username until the member list says better (main.js: learnNames).
+          this.members.set(item.user, { username: item.user, display_name: item.user, online: false, host: false, unnamed: true });
         }
         break;
       case 'leave':
@@ -414,5 +424,116 @@ export class Socket {
   /** Sends a frame that needs no answer (typing); dropped while disconnected. */
   post(frame) {
     if (this.open) this.ws.send(JSON.stringify(frame));
+  }
+}
+
+// ---- working without the server ----
+//
+// The service worker (sw.js) serves the UI from its cache when the server is out of reach; the
+// last messages of each room the page showed are kept in the same cache storage, so that an
+// offline reload shows the room as it was. Service workers and cache storage exist only in
+// secure contexts: https, or http on 127.0.0.1 and localhost. On a plain-http LAN address all
+// of this is skipped.
+const KEPT_CACHE = 'hearth-data';
+// Enough to fill a screen; the rest loads from the server once it is back.
+const KEPT_ITEMS = 50;
+const SAVE_AFTER = 1000;
+const keepTimers = new Map();
+
+export const offlineAvailable = typeof window !== 'undefined' && window.isSecureContext
+  && 'serviceWorker' in navigator && 'caches' in window;
+
+/**
+ * Registers sw.js. The page requires Trusted Types, so the worker's address goes through a
+ * policy (the one the CSP names) that makes no URL but this one.
+ */
+export function registerWorker() {
+  if (!offlineAvailable || registerWorker.done) return;
+  registerWorker.done = true;
+  let url = '/sw.js';
+  if (window.trustedTypes) {
+    const policy = window.trustedTypes.createPolicy('hearth-sw', {
+      createScriptURL: (value) => {
+        if (value !== '/sw.js') throw new TypeError(`not the worker: ${value}`);
+        return value;
+      },
+    });
+    url = policy.createScriptURL('/sw.js');
+  }
+  navigator.serviceWorker.register(url, { scope: '/' }).catch(() => {
+    // No worker (private mode, a browser without): the UI works online all the same.
+  });
+}
+
+function key(user, code) {
+  return `/offline/${encodeURIComponent(user)}/${code}`;
+}
+
+/** Keeps the room's newest items and members, a second after the last change. */
+export function keepRoom(user, room) {
+  if (!offlineAvailable || !room.items.length) return;
+  clearTimeout(keepTimers.get(room.code));
+  keepTimers.set(room.code, setTimeout(async () => {
+    keepTimers.delete(room.code);
+    const body = JSON.stringify({
+      room: { code: room.code, name: room.name, host: room.host, created_at: room.createdAt },
+      members: [...room.members.values()].map(({ username, display_name, host }) => ({ username, display_name, host, online: false })),
+      messages: room.items.slice(-KEPT_ITEMS),
+    });
+    try {
+      const cache = await caches.open(KEPT_CACHE);
+      await cache.put(key(user, room.code), new Response(body, { headers: { 'content-type': 'application/json' } }));
+    } catch {
+      // Storage full or off: the next change tries again.
+    }
+  }, SAVE_AFTER));
+}
+
+/**
+ * Keeps what `/api/session` and `/api/rooms` would answer now, a second after the last change,
+ * for the worker to answer with while the server is out of reach (it also keeps the answers it
+ * sees; these cover a page that loaded before the worker took over).
+ */
+export function keepAccount(me, rooms) {
+  if (!offlineAvailable) return;
+  clearTimeout(keepTimers.get(''));
+  keepTimers.set('', setTimeout(async () => {
+    keepTimers.delete('');
+    const views = rooms.map((r) => ({ code: r.code, name: r.name, host: r.host, created_at: r.createdAt }));
+    const text = JSON.stringify([me, views]);
+    if (text === keepAccount.last) return;
+    keepAccount.last = text;
+    const json = (data) => new Response(JSON.stringify(data), { headers: { 'content-type': 'application/json' } });
+    try {
+      const cache = await caches.open(KEPT_CACHE);
+      await cache.put('/api/session', json({ user: me }));
+      await cache.put('/api/rooms', json({ rooms: views }));
+    } catch {
+      // Storage full or off: the next change tries again.
+    }
+  }, SAVE_AFTER));
+}
+
+/** What was kept of a room for `user`: { room, members, messages }, or null. */
+export async function keptRoom(user, code) {
+  if (!offlineAvailable) return null;
+  try {
+    const kept = await caches.match(key(user, code), { cacheName: KEPT_CACHE });
+    return kept ? await kept.json() : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Signed out: nothing of the account stays on the device (the shell itself may). */
+export async function forgetKept() {
+  keepAccount.last = null;
+  for (const timer of keepTimers.values()) clearTimeout(timer);
+  keepTimers.clear();
+  if (!offlineAvailable) return;
+  try {
+    await caches.delete(KEPT_CACHE);
+  } catch {
+    // Nothing kept.
   }
 }

@@ -1,6 +1,8 @@
 // Hearth's web UI: boot, routes, the sidebar, and the socket's frames applied to the rooms.
 import { h, icon, logo, toast, modal, copyText, colorClass, initial, parseCode, exactOnHover } from './dom.js';
-import { api, answer, state, Room, loadLastRead, saveLastRead, Socket } from './core.js';
+import {
+  api, answer, state, Room, loadLastRead, saveLastRead, Socket, registerWorker, keepAccount, keepRoom, keptRoom, forgetKept,
+} from './core.js';
 import { RoomView } from './room.js';
 
 const app = document.getElementById('app');
@@ -38,18 +40,24 @@ async function boot() {
   // All at once, to show the room sooner: who I am, my rooms, and the socket (which waits for
   // the page before joining, and is dropped if I turn out to be signed out). early.js asked for
   // all three while the modules loaded; without it (or on "Try again") they are asked here.
+  // Signed out (as far as this page last knew, see early.js) nothing that needs a session is
+  // asked before /api/session says there is one.
   const early = window.hearthEarly;
   window.hearthEarly = null;
-  const rooms = (early ? early.rooms.then(answer) : api('GET', '/api/rooms')).catch(() => null);
-  socket = new Socket({ onframe, onstate, onopen, onsignedout });
-  if (!socket.adopt(early)) socket.start();
+  const rooms = early?.rooms ? early.rooms.then(answer).catch(() => null) : null;
+  if (early?.ws) {
+    socket = new Socket({ onframe, onstate, onopen, onsignedout });
+    if (!socket.adopt(early)) socket.start();
+  }
   try {
-    me = (await (early ? early.me.then(answer) : api('GET', '/api/me'))).user;
+    me = (await (early ? early.session.then(answer) : api('GET', '/api/session'))).user;
+    if (!me) throw Object.assign(new Error('Signed out.'), { status: 401 });
     performance.mark('hearth:signed-in');
   } catch (e) {
-    socket.stop();
+    if (socket) socket.stop();
     socket = null;
     if (e.status === 401) {
+      rememberSession(false);
       showAuth();
     } else {
       app.replaceChildren(h('main', { class: 'auth' }, h('div', { class: 'auth-card' },
@@ -60,7 +68,17 @@ async function boot() {
     app.removeAttribute('aria-busy');
     return;
   }
-  await startApp(me, await rooms);
+  await startApp(me, rooms && await rooms);
+}
+
+/** Marks this browser as signed in or not, so the next load knows whether to open the socket early. */
+function rememberSession(on) {
+  try {
+    if (on) localStorage.setItem('hearth.session', '1');
+    else localStorage.removeItem('hearth.session');
+  } catch {
+    // Storage is off: each load asks /api/session first.
+  }
 }
 
 async function showAuth() {
@@ -69,11 +87,16 @@ async function showAuth() {
   const match = location.pathname.match(/^\/r\/([^/]+)/);
   const roomCode = match ? parseCode(match[1]) : null;
   // Loaded only now: signed in, the page never needs it.
-  const { renderAuth, loadProviders } = await import('./auth.js');
-  if (!state.providers.length) state.providers = await loadProviders();
+  const { renderAuth, loadProviders, loadInvite } = await import('./auth.js');
+  const [providers, roomName] = await Promise.all([
+    state.providers.length ? state.providers : loadProviders(),
+    roomCode ? loadInvite(roomCode) : null,
+  ]);
+  state.providers = providers;
   renderAuth(app, {
     providers: state.providers,
     roomCode,
+    roomName,
     onsignedin: (user) => startApp(user),
   });
   app.removeAttribute('aria-busy');
@@ -81,6 +104,7 @@ async function showAuth() {
 
 async function startApp(me, known) {
   state.me = me;
+  rememberSession(true);
   let rooms = known ? known.rooms : [];
   if (!known) {
     try {
@@ -103,6 +127,8 @@ async function startApp(me, known) {
   isReady = true;
   markReady();
   app.removeAttribute('aria-busy');
+  // After the first paint: the worker is for the next load.
+  setTimeout(registerWorker, 1000);
 }
 
 function addRoom(roomView) {
@@ -127,6 +153,8 @@ async function signOut() {
 }
 
 function endSession() {
+  rememberSession(false);
+  forgetKept();
   if (socket) socket.stop();
   socket = null;
   isReady = false;
@@ -227,20 +255,30 @@ function renderRooms() {
     const unread = current ? 0 : room.unread;
     const removed = room.status === 'kicked' || room.status === 'banned';
     const label = removed ? 'removed' : unread ? `${unread > 99 ? '99+' : unread} unread` : '';
+    // The link's name is its text (the name, and the count for screen readers in words).
     return h('li', null, h('a', {
       class: `room-link${removed ? ' room-kicked' : ''}${unread ? ' has-unread' : ''}`,
       href: `/r/${room.code}`, 'aria-current': current ? 'page' : null,
-      'aria-label': `${room.name}${label ? `, ${label}` : ''}`,
     },
     h('span', { class: `room-badge ${colorClass(room.code)}`, 'aria-hidden': 'true' }, initial(room.name)),
-    h('span', { class: 'room-link-name' }, room.name),
+    h('span', { class: 'room-link-name' }, room.name, label ? h('span', { class: 'visually-hidden' }, `, ${label}`) : null),
     removed ? h('span', { class: 'room-flag', 'aria-hidden': 'true' }, 'removed')
       : unread ? h('span', { class: 'unread', 'aria-hidden': 'true' }, unread > 99 ? '99+' : String(unread)) : null));
   }));
   shell.empty.hidden = rooms.length > 0;
-  const total = [...state.rooms.values()].reduce((n, r) => n + (state.current === r.code ? 0 : r.unread), 0);
+  setTitle();
+  keepAccount(state.me, rooms.filter((r) => r.status !== 'kicked' && r.status !== 'banned'));
+}
+
+/**
+ * The tab's title: "(unread) Room · Hearth". The open room counts too while the tab is in the
+ * background (its messages are not read until someone looks), so a hidden tab still signals.
+ */
+function setTitle() {
+  const hidden = document.visibilityState !== 'visible';
+  const total = [...state.rooms.values()].reduce((n, r) => n + (state.current === r.code && !hidden ? 0 : r.unread), 0);
   const name = view ? `${view.room.name} · ` : '';
-  document.title = `${total ? `(${total}) ` : ''}${name}Hearth`;
+  document.title = `${total ? `(${total > 99 ? '99+' : total}) ` : ''}${name}Hearth`;
 }
 
 function onstate(connState) {
@@ -271,6 +309,8 @@ function onstate(connState) {
   ] : []));
   tick();
   if (connState === 'waiting') shell.countdown = setInterval(tick, 1000);
+  // Who is online is known only while my socket is open: the panel stops showing dots meanwhile.
+  if (view) view.onMembers();
 }
 
 // ---- routes ----
@@ -356,6 +396,25 @@ function openRoom(raw) {
   view.mount(shell.main);
   renderRooms();
   if ((retry || room.status === 'joining') && !room.subscribed && socket && socket.open) join(room);
+  else if (!room.items.length && valid) showKept(room);
+}
+
+/**
+ * Not connected (the server away, the page perhaps loaded from the worker's cache): the room
+ * as this device last saw it, until the join brings what is new (with `since`, as after any
+ * reconnect).
+ */
+async function showKept(room) {
+  const kept = await keptRoom(state.me.username, room.code);
+  if (!kept || room.items.length || !Array.isArray(kept.messages)) return;
+  room.update(kept.room);
+  if (!room.members.size) room.setMembers(kept.members || []);
+  const { added, before } = room.addItems(kept.messages);
+  if (view && view.room === room) {
+    view.onItems(added, before);
+    view.onMembers();
+  }
+  renderRooms();
 }
 
 // ---- rooms over the socket ----
@@ -453,6 +512,7 @@ async function refreshReactions(room) {
 
 function afterItems(room, added, before, fromJoin = false) {
   room.unread = room.countUnread(state.me.username);
+  if (added.length) keepRoom(state.me.username, room);
   if (view && view.room === room) {
     view.onItems(added, before);
     if (!fromJoin && added.some((i) => i.kind === 'system')) view.onMembers();
@@ -472,6 +532,7 @@ function onframe(frame) {
       for (const item of added) {
         if (item.kind === 'system') room.applySystem(item);
         else room.typing.delete(item.author);
+        if (item.kind === 'system' && item.event === 'join' && room.members.get(item.user)?.unnamed) learnNames(room);
       }
       settlePending(room);
       afterItems(room, added, before);
@@ -486,7 +547,8 @@ function onframe(frame) {
       if (!room) return;
       const member = room.members.get(frame.user);
       if (member) member.online = frame.online;
-      else if (frame.online) room.members.set(frame.user, { username: frame.user, display_name: frame.user, online: true, host: false });
+      else if (frame.online) room.members.set(frame.user, { username: frame.user, display_name: frame.user, online: true, host: false, unnamed: true });
+      if (room.members.get(frame.user)?.unnamed) learnNames(room);
       if (view && view.room === room) view.onMembers();
       break;
     }
@@ -522,6 +584,35 @@ function onframe(frame) {
   }
 }
 
+/**
+ * `join` and `presence` frames name a member by username only: the display names of members
+ * met that way are read from the room's member list (one request however many arrive at once),
+ * and everything showing them is redrawn.
+ */
+function learnNames(room) {
+  if (room.naming) return;
+  room.naming = setTimeout(async () => {
+    let members;
+    try {
+      ({ members } = await api('GET', `/api/rooms/${room.code}`));
+    } catch {
+      members = [];
+    }
+    room.naming = null;
+    let changed = false;
+    for (const fresh of members) {
+      const known = room.members.get(fresh.username);
+      if (!known || !known.unnamed) continue;
+      delete known.unnamed;
+      if (known.display_name !== fresh.display_name) {
+        known.display_name = fresh.display_name;
+        changed = true;
+      }
+    }
+    if (changed && view && view.room === room) view.onNames();
+  }, 100);
+}
+
 function addNotice(room, text) {
   const notice = { after: room.maxSeq, text: String(text || '') };
   room.notices.push(notice);
@@ -550,7 +641,10 @@ function markRead() {
     renderRooms();
   }
 }
-document.addEventListener('visibilitychange', markRead);
+document.addEventListener('visibilitychange', () => {
+  markRead();
+  if (shell) setTitle();
+});
 
 function roomActions(room) {
   return {
@@ -639,6 +733,7 @@ async function transmit(room, p) {
     const answer = await socket.request({ type: 'send', room: room.code, text: p.text });
     if (answer.type === 'notice') {
       room.pending = room.pending.filter((x) => x !== p);
+      if (view && view.room === room) view.renderPending();
       addNotice(room, answer.text);
     } else {
       p.seq = answer.seq;
@@ -648,6 +743,7 @@ async function transmit(room, p) {
       p.state = 'unsure';
     } else if (e.code === 'unknown_command') {
       room.pending = room.pending.filter((x) => x !== p);
+      if (view && view.room === room) view.renderPending();
       toast(`${p.text.split(/[\s=]/)[0]} is not a command here. Type / to see the commands.`, 'error');
     } else {
       p.state = 'failed';

@@ -17,6 +17,9 @@ const TYPING_EVERY = 2500;
 const MAX_CHARS = 4000;
 let rowTemplate = null;
 
+/** Beside a display name another member also uses: the @username tells them apart. */
+const sharedNameMark = () => h('span', { class: 'name-shared', title: 'Another member uses this name too' }, '(same name as another member)');
+
 export class RoomView {
   /**
    * `actions`: send(text), react(seq, emoji, on), loadOlder(), typing(), retry(p), discard(p),
@@ -56,10 +59,13 @@ export class RoomView {
 
     this.banner = h('div', { class: 'banner', role: 'alert', hidden: true });
     this.top = h('div', { class: 'log-top' });
-    this.log = h('ol', { class: 'log', role: 'log', 'aria-label': 'Messages', 'aria-live': 'polite' });
+    // The live region wraps the list, so the list keeps its list semantics (role=log on the
+    // list itself would make its items orphans).
+    this.log = h('ol', { class: 'log' });
+    this.logRegion = h('div', { class: 'log-region', role: 'log', 'aria-label': 'Messages', 'aria-live': 'polite' }, this.log);
     this.pendingLog = h('ol', { class: 'log pending-log', 'aria-label': 'Messages being sent' });
-    this.scroller = h('div', { class: 'scroller', tabindex: '0', 'aria-label': 'Message history' },
-      this.top, this.log, this.pendingLog);
+    this.scroller = h('div', { class: 'scroller', tabindex: '0', role: 'region', 'aria-label': 'Message history' },
+      this.top, this.logRegion, this.pendingLog);
     this.pill = h('button', { class: 'pill', type: 'button', hidden: true, onclick: () => this.toBottom(true) },
       icon('down'), 'New messages');
     this.typingLine = h('div', { class: 'typing', 'aria-live': 'polite' });
@@ -68,7 +74,7 @@ export class RoomView {
     this.input = h('textarea', {
       class: 'composer-input', id: 'composer', rows: '1', 'aria-label': 'Message', placeholder: 'Message',
       maxlength: String(MAX_CHARS * 2), enterkeyhint: 'send', autocomplete: 'off',
-      role: 'combobox', 'aria-autocomplete': 'list', 'aria-controls': 'slash-hints', 'aria-expanded': 'false',
+      'aria-autocomplete': 'list', 'aria-controls': 'slash-hints',
     });
     this.counter = h('span', { class: 'counter', 'aria-live': 'polite' });
     this.sendBtn = h('button', { class: 'send-btn', type: 'submit', 'aria-label': 'Send message' }, icon('send'));
@@ -96,12 +102,17 @@ export class RoomView {
     this.clock = setInterval(() => refreshTimes(this.log), 30000);
     this.outside = (event) => {
       if (this.picker && !this.picker.contains(event.target) && !event.target.closest('.react-add')) this.closePicker();
+      // A tap anywhere but on the tapped message hides its tools again.
+      const msg = event.target.closest && event.target.closest('.msg');
+      for (const active of this.log.querySelectorAll('.msg-active')) if (active !== msg) active.classList.remove('msg-active');
     };
     document.addEventListener('pointerdown', this.outside);
   }
 
   mount(parent) {
     parent.replaceChildren(this.el);
+    this.input.value = loadDraft(this.room.code);
+    if (this.input.value) this.onInput(false);
     this.renderHead();
     this.renderStatus();
     this.renderAll();
@@ -126,12 +137,11 @@ export class RoomView {
     const room = this.room;
     this.title.textContent = room.name;
     this.codeBtn.setAttribute('aria-label', `Room code ${room.code}. Copy the link to this room`);
-    const online = [...room.members.values()].filter((m) => m.online).length;
+    const online = state.conn === 'open' ? [...room.members.values()].filter((m) => m.online).length : 0;
     this.membersBtn.querySelector('.count').textContent = String(room.members.size);
     this.membersBtn.setAttribute('aria-label', `Members: ${room.members.size}, ${online} online`);
     this.input.setAttribute('aria-label', `Message ${room.name}`);
     this.input.placeholder = `Message ${room.name}`;
-    document.title = `${room.name} · Hearth`;
   }
 
   renderStatus() {
@@ -189,9 +199,9 @@ export class RoomView {
     }
     for (const notice of notices) this.placeNotice(frag, notice);
     // Redrawn, not new: screen readers are not to read the whole log again.
-    this.log.setAttribute('aria-busy', 'true');
+    this.logRegion.setAttribute('aria-busy', 'true');
     this.log.replaceChildren(frag);
-    requestAnimationFrame(() => this.log.removeAttribute('aria-busy'));
+    requestAnimationFrame(() => this.logRegion.removeAttribute('aria-busy'));
     this.renderTop();
     if (this.stick) this.toBottom();
     if (!this.firstPaint && this.room.items.length) this.markFirstPaint();
@@ -240,7 +250,7 @@ export class RoomView {
     this.lastSeq = item.seq;
     const day = dayKey(item.ts);
     if (day !== ctx.day) {
-      parent.append(h('li', { class: 'day', role: 'separator' }, h('span', null, dayLabel(item.ts))));
+      parent.append(h('li', { class: 'day' }, h('span', null, dayLabel(item.ts))));
       ctx.day = day;
       ctx.group = null;
     }
@@ -261,6 +271,8 @@ export class RoomView {
         h('div', { class: 'group-main' },
           h('div', { class: 'group-head' },
             h('span', { class: 'author', title: `@${item.author}` }, name),
+            h('span', { class: 'author-user' }, `@${item.author}`),
+            this.room.nameIsShared(item.author) ? sharedNameMark() : null,
             bot ? h('span', { class: 'bot-badge', title: 'Answer from a bot' }, 'BOT') : null,
             timeEl(item.ts)),
           ctx.body));
@@ -398,9 +410,10 @@ export class RoomView {
       else if (until <= now) this.room.typing.delete(user);
     }
     let text = '';
-    if (names.length === 1) text = `${names[0]} is typing…`;
-    else if (names.length > 1 && names.length <= 3) text = `${listNames(names)} are typing…`;
-    else if (names.length > 3) text = 'Several people are typing…';
+    // No ellipsis in the words: the line's animated dots are its ellipsis.
+    if (names.length === 1) text = `${names[0]} is typing`;
+    else if (names.length > 1 && names.length <= 3) text = `${listNames(names)} are typing`;
+    else if (names.length > 3) text = 'Several people are typing';
     if (this.typingLine.textContent !== text) this.typingLine.textContent = text;
     this.typingLine.classList.toggle('active', Boolean(text));
     clearTimeout(this.typingTimer);
@@ -535,7 +548,7 @@ export class RoomView {
       return;
     }
     this.input.value = '';
-    this.onInput();
+    this.onInput(false);
     this.actions.send(text);
     this.stick = true;
   }
@@ -566,8 +579,10 @@ export class RoomView {
     }
   }
 
-  onInput() {
+  /** After each edit (`typed`: by the person, so it is a draft and others see them typing). */
+  onInput(typed = true) {
     const value = this.input.value;
+    saveDraft(this.room.code, value);
     const length = [...value].length;
     this.counter.textContent = length > MAX_CHARS - 200 ? `${length}/${MAX_CHARS}` : '';
     this.counter.classList.toggle('over', length > MAX_CHARS);
@@ -579,7 +594,7 @@ export class RoomView {
       this.hideHints();
     }
     const now = Date.now();
-    if (value.trim() && !value.startsWith('/') && now - this.lastTyping > TYPING_EVERY) {
+    if (typed && value.trim() && !value.startsWith('/') && now - this.lastTyping > TYPING_EVERY) {
       this.lastTyping = now;
       this.actions.typing();
     }
@@ -609,13 +624,11 @@ export class RoomView {
     command.args ? h('span', { class: 'hint-args' }, ` ${command.args}`) : null,
     h('span', { class: 'hint-desc' }, command.description || ''))));
     this.hints.hidden = false;
-    this.input.setAttribute('aria-expanded', 'true');
     this.input.setAttribute('aria-activedescendant', `hint-${this.hintIndex}`);
   }
 
   hideHints() {
     this.hints.hidden = true;
-    this.input.setAttribute('aria-expanded', 'false');
     this.input.removeAttribute('aria-activedescendant');
   }
 
@@ -652,6 +665,36 @@ export class RoomView {
   onMembers() {
     this.renderHead();
     this.members.render();
+  }
+
+  /** Members' display names became known: everything that shows a name is drawn again. */
+  onNames() {
+    this.renderAll();
+    this.onMembers();
+    this.renderTyping();
+  }
+}
+
+// ---- drafts: what is in the composer, kept per room on this device ----
+
+function draftKey(code) {
+  return `hearth.draft.${state.me ? state.me.username : ''}.${code}`;
+}
+
+function loadDraft(code) {
+  try {
+    return localStorage.getItem(draftKey(code)) || '';
+  } catch {
+    return '';
+  }
+}
+
+function saveDraft(code, text) {
+  try {
+    if (text.trim()) localStorage.setItem(draftKey(code), text);
+    else localStorage.removeItem(draftKey(code));
+  } catch {
+    // Storage is off or full: the draft lasts as long as the page.
   }
 }
 
@@ -701,10 +744,12 @@ class MembersPanel {
       return;
     }
     const members = [...room.members.values()];
-    const online = members.filter((m) => m.online);
-    const order = [...online, ...members.filter((m) => !m.online)];
+    // While my own socket is down nobody is known to be online (the dots would be stale).
+    const live = state.conn === 'open';
+    const online = members.filter((m) => live && m.online);
+    const order = [...online, ...members.filter((m) => !online.includes(m))];
     this.heading.textContent = `Members · ${members.length}`;
-    this.list.replaceChildren(...order.map((m) => this.row(m)));
+    this.list.replaceChildren(...order.map((m) => this.row(m, live && m.online)));
     const banned = this.iAmHost ? room.banned() : [];
     this.bannedBox.hidden = banned.length === 0;
     this.el.querySelector('.panel-foot').hidden = room.status !== 'ok';
@@ -717,17 +762,19 @@ class MembersPanel {
       }, 'Let back in'))));
   }
 
-  row(m) {
+  row(m, online) {
     const me = m.username === state.me.username;
     const menuId = `member-menu-${m.username}`;
     const open = this.openFor === m.username;
     const canAct = this.iAmHost && !me;
-    const status = m.online ? 'online' : 'offline';
-    const li = h('li', { class: `member${m.online ? ' online' : ''}`, dataset: { user: m.username } },
+    const status = online ? 'online' : state.conn === 'open' ? 'offline' : 'not known while offline';
+    const li = h('li', { class: `member${online ? ' online' : ''}`, dataset: { user: m.username } },
       h('div', { class: `avatar avatar-small ${colorClass(m.username)}`, 'aria-hidden': 'true' },
         initial(m.display_name), h('span', { class: 'dot' })),
       h('span', { class: 'member-name' },
         h('span', { class: 'member-display' }, m.display_name),
+        h('span', { class: 'member-user' }, ` @${m.username}`),
+        this.room.nameIsShared(m.username) ? sharedNameMark() : null,
         me ? h('span', { class: 'member-you' }, ' (you)') : null,
         h('span', { class: 'visually-hidden' }, `, ${status}${m.host ? ', host' : ''}`)),
       m.host ? h('span', { class: 'crown', title: 'Host', 'aria-hidden': 'true' }, icon('crown')) : null,

@@ -47,21 +47,42 @@ pub async fn login(
     Ok(signed_in(&state, StatusCode::OK, session))
 }
 
-/// Signs out everywhere: every session of the user ends and every socket of theirs closes
-/// with 4401.
+/// Signs out this session: it ends, the sockets opened with it close with 4401, and the cookie
+/// is cleared. The user's other sessions go on (see [`logout_all`]).
 pub async fn logout(
     State(state): State<AppState>,
     current: CurrentUser,
 ) -> Result<Response, AppError> {
     state.auth.logout(&current.auth).await?;
     let (code, reason) = SESSION_ENDED;
-    let user = current.auth.user.id;
+    let ended = &current.auth.token_hash;
+    for conn in state.connections.of_user(current.auth.user.id) {
+        if conn.session() == ended {
+            conn.close(code, reason);
+        }
+    }
+    Ok(signed_out(&state))
+}
+
+/// Signs out everywhere: every session of the user ends and every socket of theirs closes
+/// with 4401.
+pub async fn logout_all(
+    State(state): State<AppState>,
+    current: CurrentUser,
+) -> Result<Response, AppError> {
+    state.auth.logout_all(&current.auth).await?;
+    let (code, reason) = SESSION_ENDED;
     state
         .connections
-        .close_user_except(user, None, code, reason);
+        .close_user_except(current.auth.user.id, None, code, reason);
+    Ok(signed_out(&state))
+}
+
+/// 204 with the session cookie cleared.
+fn signed_out(state: &AppState) -> Response {
     let mut response = StatusCode::NO_CONTENT.into_response();
-    set_cookie(&state, &mut response, "", 0);
-    Ok(response)
+    set_cookie(state, &mut response, "", 0);
+    response
 }
 
 /// Changes my password; every other session of mine ends and its sockets close with 4401.

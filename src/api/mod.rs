@@ -1,6 +1,7 @@
 //! The JSON API under `/api`: one file per resource.
 
 mod auth;
+mod public;
 mod rooms;
 
 use axum::routing::{get, post};
@@ -14,9 +15,12 @@ pub fn router() -> Router<AppState> {
         .route("/auth/register", post(auth::register))
         .route("/auth/login", post(auth::login))
         .route("/auth/logout", post(auth::logout))
+        .route("/auth/logout-all", post(auth::logout_all))
         .route("/auth/password", post(auth::change_password))
         .route("/auth/providers", get(auth::providers))
         .route("/auth/providers/{provider}/unlink", post(auth::unlink))
+        .route("/session", get(public::session))
+        .route("/invites/{code}", get(public::invite))
         .route("/me", get(auth::me))
         .route("/me/identities", get(auth::identities))
         .route("/rooms", post(rooms::create).get(rooms::mine))

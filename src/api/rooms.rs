@@ -12,9 +12,9 @@ use tokio::sync::oneshot;
 
 use crate::auth::extract::{ClientIp, CurrentUser};
 use crate::error::{ApiJson, ApiPath, AppError};
-use crate::rooms::history_limit;
 use crate::rooms::view::{MemberView, RoomView};
 use crate::rooms::{code, create, RoomCommand, RoomError};
+use crate::rooms::{fit_page, history_limit, Keep};
 use crate::server::AppState;
 use crate::store::rooms::RoomRecord;
 
@@ -97,7 +97,8 @@ pub async fn messages(
     let Query(query) = query.map_err(|e| AppError::BadRequest(e.body_text()))?;
     let room = member_room(&state, &current, ip, &code)?;
     let limit = history_limit(query.limit)?;
-    let page = state.store.items_before(&room.code, query.before, limit)?;
+    let mut page = state.store.items_before(&room.code, query.before, limit)?;
+    fit_page(&mut page, state.config.rooms.max_page_bytes, Keep::Newest);
     Ok(Json(json!({ "messages": page.items, "more": page.more })))
 }
 

@@ -22,7 +22,7 @@ use crate::config::AuthConfig;
 use crate::store::accounts::{CreateUserError, NewUser};
 use crate::store::{SessionRecord, Store, StoreError, UserRecord};
 use password::Hasher;
-use throttle::Throttle;
+use throttle::{InFlight, Throttle};
 use token::TokenHash;
 
 /// How stale a session's `last_seen_at` may get before a use writes it again: a session in
@@ -55,6 +55,10 @@ pub enum AuthError {
     AccountDisabled,
     #[error("too many failed sign-ins; try again later")]
     RateLimited { retry_after: Duration },
+    #[error("too many sign-ins at once from your address; try again in a moment")]
+    TooManyAtOnce { retry_after: Duration },
+    #[error("the server is busy checking passwords; try again in a moment")]
+    Busy { retry_after: Duration },
     #[error("too many accounts registered from your address; try again later")]
     TooManyRegistrations { retry_after: Duration },
     #[error("sign in first")]
@@ -121,15 +125,16 @@ pub struct NewSession {
     pub expires_at: u64,
 }
 
-/// Lower-cases and checks a username against PROTOCOL.md's rule.
+/// Checks a username against PROTOCOL.md's rule, then lower-cases it. The check comes first:
+/// lower-casing first let look-alikes through (the Kelvin sign U+212A lower-cases to `k`).
 pub fn normalize_username(input: &str) -> Result<String, AuthError> {
-    let name = input.trim().to_lowercase();
+    let name = input.trim();
     let len = name.chars().count();
-    let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || "_.-".contains(c);
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "_.-".contains(c);
     if !(USERNAME_MIN..=USERNAME_MAX).contains(&len) || !name.chars().all(allowed) {
         return Err(AuthError::InvalidUsername);
     }
-    Ok(name)
+    Ok(name.to_ascii_lowercase())
 }
 
 pub fn now_ms() -> u64 {
@@ -142,8 +147,17 @@ pub struct AuthService {
     store: Store,
     config: AuthConfig,
     hasher: Hasher,
-    by_username: Throttle,
+    /// Failed sign-ins per username and client address: 429 past the limit, for that address.
+    by_user_and_ip: Throttle,
+    /// Failed sign-ins per client address, whatever the username: 429 past the limit.
     by_ip: Throttle,
+    /// Failed sign-ins per username from every address: past `login_slowdown_after` each try
+    /// waits longer, but nobody is locked out of their account by someone else's guesses.
+    by_username: Throttle,
+    /// Wrong current passwords per user (password change): 429 past the limit.
+    password_changes: Throttle,
+    /// Password checks under way per client address (or per user, for a password change).
+    hashing: InFlight,
     registrations: Throttle,
 }
 
@@ -151,9 +165,13 @@ impl AuthService {
     pub fn new(store: Store, config: AuthConfig) -> AuthService {
         let window = Duration::from_secs(config.login_window_secs);
         AuthService {
-            hasher: Hasher::new(config.max_concurrent_hashes),
-            by_username: Throttle::new(config.login_max_failures_per_user, window),
+            hasher: Hasher::new(config.max_concurrent_hashes, config.max_queued_hashes),
+            by_user_and_ip: Throttle::new(config.login_max_failures_per_user, window),
             by_ip: Throttle::new(config.login_max_failures_per_ip, window),
+            // Counted whenever slowing down is on; it never refuses by itself.
+            by_username: Throttle::new(u32::MAX, window),
+            password_changes: Throttle::new(config.login_max_failures_per_user, window),
+            hashing: InFlight::new(config.max_hashes_per_ip),
             registrations: Throttle::new(
                 config.registrations_per_ip_per_hour,
                 Duration::from_secs(3600),
@@ -219,7 +237,11 @@ impl AuthService {
         Ok(user)
     }
 
-    /// Checks a username and password, throttled per username and per client address.
+    /// Checks a username and password. Every try takes its place in the throttles before any
+    /// hashing (so that concurrent tries cannot all pass a check before any of them counts):
+    /// per username and address and per address (429 past them), with at most
+    /// `auth.max_hashes_per_ip` checks under way per address; a username failing from
+    /// everywhere only slows down (see [`AuthService::slowdown`]).
     pub async fn login(
         &self,
         username: &str,
@@ -228,32 +250,80 @@ impl AuthService {
     ) -> Result<NewSession, AuthError> {
         let name_key = username.trim().to_lowercase();
         let ip_key = throttle::ip_key(client);
-        for (throttle, key) in [(&self.by_username, &name_key), (&self.by_ip, &ip_key)] {
-            if let Err(retry_after) = throttle.check(key) {
-                metrics::counter!("hearth_logins_total", "outcome" => "throttled").increment(1);
-                return Err(AuthError::RateLimited { retry_after });
-            }
+        let pair_key = format!("{name_key}\n{ip_key}");
+        let throttled = |retry_after| {
+            metrics::counter!("hearth_logins_total", "outcome" => "throttled").increment(1);
+            AuthError::RateLimited { retry_after }
+        };
+        let Some(_hashing) = self.hashing.try_start(&ip_key) else {
+            metrics::counter!("hearth_logins_total", "outcome" => "throttled").increment(1);
+            return Err(AuthError::TooManyAtOnce {
+                retry_after: Duration::from_secs(1),
+            });
+        };
+        self.by_ip.try_take(&ip_key).map_err(throttled)?;
+        if let Err(retry_after) = self.by_user_and_ip.try_take(&pair_key) {
+            self.by_ip.give_back(&ip_key);
+            return Err(throttled(retry_after));
+        }
+        // Taken back unless the try turns out to be a failed one.
+        let give_back = || {
+            self.by_ip.give_back(&ip_key);
+            self.by_user_and_ip.give_back(&pair_key);
+        };
+        let delay = self.slowdown(&name_key);
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
         }
         let user = match normalize_username(username) {
-            Ok(name) => self.store.user_by_name(&name)?,
-            Err(_) => None,
+            Ok(name) => self.store.user_by_name(&name),
+            Err(_) => Ok(None),
         };
+        let user = user.inspect_err(|_| give_back())?;
         let stored = user.as_ref().and_then(|u| u.password_hash.clone());
-        if !self.hasher.verify(password, stored).await? {
-            self.by_username.record(&name_key);
-            self.by_ip.record(&ip_key);
+        let verified = match self.hasher.verify(password, stored).await {
+            Ok(verified) => verified,
+            Err(error) => {
+                // Refused before a check (busy) or the check broke: not a guess.
+                give_back();
+                return Err(error);
+            }
+        };
+        if !verified {
+            if self.config.login_slowdown_after > 0 {
+                self.by_username.record(&name_key);
+            }
             metrics::counter!("hearth_logins_total", "outcome" => "failed").increment(1);
             return Err(AuthError::InvalidCredentials);
         }
+        give_back();
         let Some(user) = user else {
             return Err(AuthError::InvalidCredentials);
         };
         if user.disabled {
             return Err(AuthError::AccountDisabled);
         }
+        self.by_user_and_ip.clear(&pair_key);
         self.by_username.clear(&name_key);
         metrics::counter!("hearth_logins_total", "outcome" => "ok").increment(1);
         self.start_session(user).await
+    }
+
+    /// How long a sign-in for `name_key` waits before its password is checked: nothing until
+    /// `auth.login_slowdown_after` failures for it within the window (from any address), then
+    /// half a second, doubling with every further failure, up to `auth.login_max_delay_secs`.
+    fn slowdown(&self, name_key: &str) -> Duration {
+        let after = self.config.login_slowdown_after;
+        if after == 0 {
+            return Duration::ZERO;
+        }
+        let failures = self.by_username.count(name_key);
+        if failures < after {
+            return Duration::ZERO;
+        }
+        let doublings = (failures - after).min(16);
+        let delay = Duration::from_millis(500) * (1u32 << doublings);
+        delay.min(Duration::from_secs(self.config.login_max_delay_secs))
     }
 
     /// Issues a token for a user whose identity is already proven.
@@ -316,9 +386,18 @@ impl AuthService {
         Ok(Authenticated { user, token_hash })
     }
 
+    /// Signs out this session only: the user's other sessions (another device, another
+    /// browser) go on. The caller closes the sockets opened with it.
+    pub async fn logout(&self, session: &Authenticated) -> Result<(), AuthError> {
+        let ticket = self.store.ticket();
+        self.store.delete_session(&session.token_hash)?;
+        self.store.commit_since(ticket).await?;
+        Ok(())
+    }
+
     /// Signs the user out everywhere: every session of theirs ends (the caller closes their
     /// sockets).
-    pub async fn logout(&self, session: &Authenticated) -> Result<usize, AuthError> {
+    pub async fn logout_all(&self, session: &Authenticated) -> Result<usize, AuthError> {
         let ticket = self.store.ticket();
         let ended = self.store.delete_user_sessions(session.user.id)?;
         self.store.commit_since(ticket).await?;
@@ -334,22 +413,22 @@ impl AuthService {
         current: String,
         new: String,
     ) -> Result<usize, AuthError> {
-        let name_key = session.user.username.clone();
-        if let Err(retry_after) = self.by_username.check(&name_key) {
-            return Err(AuthError::RateLimited { retry_after });
-        }
-        // The record as it is now, not as it was when the request was authenticated.
-        let mut user = self
-            .store
-            .user_by_id(session.user.id)?
-            .ok_or(AuthError::Unauthenticated)?;
-        let Some(stored) = user.password_hash.clone() else {
-            return Err(AuthError::NoPassword);
+        // Keyed by the user: whoever holds the session is the one guessing.
+        let key = format!("user {}", session.user.id);
+        let Some(_hashing) = self.hashing.try_start(&key) else {
+            return Err(AuthError::TooManyAtOnce {
+                retry_after: Duration::from_secs(1),
+            });
         };
-        if !self.hasher.verify(current, Some(stored)).await? {
-            self.by_username.record(&name_key);
-            return Err(AuthError::WrongPassword);
+        // Taken before the check, as at sign-in, and given back unless the guess was wrong.
+        self.password_changes
+            .try_take(&key)
+            .map_err(|retry_after| AuthError::RateLimited { retry_after })?;
+        let checked = self.check_current_password(session, current).await;
+        if !matches!(checked, Err(AuthError::WrongPassword)) {
+            self.password_changes.give_back(&key);
         }
+        let mut user = checked?;
         password::check_password_rules(&new)?;
         user.password_hash = Some(self.hasher.hash(new).await?);
         let ticket = self.store.ticket();
@@ -359,6 +438,26 @@ impl AuthService {
             .delete_user_sessions_except(user.id, Some(&session.token_hash))?;
         self.store.commit_since(ticket).await?;
         Ok(ended)
+    }
+
+    /// The user's record as it is now, if `current` is their password.
+    async fn check_current_password(
+        &self,
+        session: &Authenticated,
+        current: String,
+    ) -> Result<UserRecord, AuthError> {
+        // The record as it is now, not as it was when the request was authenticated.
+        let user = self
+            .store
+            .user_by_id(session.user.id)?
+            .ok_or(AuthError::Unauthenticated)?;
+        let Some(stored) = user.password_hash.clone() else {
+            return Err(AuthError::NoPassword);
+        };
+        if !self.hasher.verify(current, Some(stored)).await? {
+            return Err(AuthError::WrongPassword);
+        }
+        Ok(user)
     }
 
     /// Sets a new password and revokes every session of the user.

@@ -1,6 +1,7 @@
 //! Password rules and argon2id hashing, off the async runtime and bounded in concurrency
 //! (each hash takes 19 MiB, which matters on a Raspberry Pi under a login flood).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString};
@@ -37,13 +38,20 @@ pub fn check_password_rules(password: &str) -> Result<(), AuthError> {
 
 pub struct Hasher {
     permits: Arc<Semaphore>,
+    /// Hashes running or waiting for a permit, and how many may at most (0 = no limit): past
+    /// it a hash is refused at once (503), so that a flood cannot make everyone else's sign-in
+    /// wait behind it.
+    pending: Arc<AtomicUsize>,
+    max_pending: usize,
     /// A hash of a random password, verified against when the user is unknown so that an
     /// unknown user costs the same time as a wrong password.
     decoy: OnceCell<String>,
 }
 
 impl Hasher {
-    pub fn new(max_concurrent: usize) -> Hasher {
+    /// At most `max_concurrent` hashes at once (0: one per core), and `max_queued` more
+    /// waiting (0: no limit).
+    pub fn new(max_concurrent: usize, max_queued: usize) -> Hasher {
         let permits = if max_concurrent == 0 {
             std::thread::available_parallelism().map_or(2, |n| n.get())
         } else {
@@ -51,11 +59,31 @@ impl Hasher {
         };
         Hasher {
             permits: Arc::new(Semaphore::new(permits)),
+            pending: Arc::default(),
+            max_pending: if max_queued == 0 {
+                usize::MAX
+            } else {
+                permits + max_queued
+            },
             decoy: OnceCell::new(),
         }
     }
 
+    /// A place among the pending hashes, or [`AuthError::Busy`] when they are all taken.
+    fn enter(&self) -> Result<Pending, AuthError> {
+        let before = self.pending.fetch_add(1, Ordering::SeqCst);
+        let place = Pending(self.pending.clone());
+        if before >= self.max_pending {
+            metrics::counter!("hearth_hashes_refused_total").increment(1);
+            return Err(AuthError::Busy {
+                retry_after: BUSY_RETRY,
+            });
+        }
+        Ok(place)
+    }
+
     pub async fn hash(&self, password: String) -> Result<String, AuthError> {
+        let _place = self.enter()?;
         let _permit = self.permits.acquire().await.map_err(internal)?;
         tokio::task::spawn_blocking(move || hash_now(&password))
             .await
@@ -73,6 +101,7 @@ impl Hasher {
             Some(phc) => (phc, true),
             None => (self.decoy().await?, false),
         };
+        let _place = self.enter()?;
         let _permit = self.permits.acquire().await.map_err(internal)?;
         let matches = tokio::task::spawn_blocking(move || verify_now(&password, &phc))
             .await
@@ -89,6 +118,18 @@ impl Hasher {
             })
             .await
             .cloned()
+    }
+}
+
+/// What a refused hash tells the client to wait: the queue moves in a fraction of a second.
+const BUSY_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// One pending hash; dropping it leaves the queue.
+struct Pending(Arc<AtomicUsize>);
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

@@ -1,5 +1,6 @@
-//! Counting events per key in fixed windows: failed sign-ins per username or client address,
-//! registrations per address, room creations per user, unknown room codes per address.
+//! Counting events per key in fixed windows: failed sign-ins per username and address, per
+//! address and per username, registrations per address, room creations per user, unknown room
+//! codes per address; and [`InFlight`], what each key has under way at once.
 //!
 //! The map lives in memory only: a restart forgets it, which an attacker gains little from
 //! because a restart takes the owner's hand.
@@ -9,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Entries kept before expired windows are swept out.
@@ -93,6 +94,16 @@ impl Throttle {
         Ok(())
     }
 
+    /// Events counted for `key` in its current window.
+    pub fn count(&self, key: &str) -> u32 {
+        let now = Instant::now();
+        let windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        match windows.get(key) {
+            Some(w) if now < w.started + self.window => w.failures,
+            _ => 0,
+        }
+    }
+
     /// Takes back one event counted by [`Throttle::try_take`] for something that then did not
     /// happen after all.
     pub fn give_back(&self, key: &str) {
@@ -126,6 +137,54 @@ impl Throttle {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(key);
+    }
+}
+
+/// How many things each key has under way at once, at most `max` (0 = no limit): password
+/// hashes per client address, so that one address cannot fill the hash queue for everyone.
+pub struct InFlight {
+    max: usize,
+    running: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+/// One thing under way for a key; dropping it ends it.
+pub struct InFlightSlot {
+    key: String,
+    running: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+impl InFlight {
+    pub fn new(max: usize) -> InFlight {
+        InFlight {
+            max,
+            running: Arc::default(),
+        }
+    }
+
+    /// A slot for `key`, or `None` while it has `max` under way.
+    pub fn try_start(&self, key: &str) -> Option<InFlightSlot> {
+        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        let count = running.entry(key.to_string()).or_insert(0);
+        if self.max > 0 && *count >= self.max {
+            return None;
+        }
+        *count += 1;
+        Some(InFlightSlot {
+            key: key.to_string(),
+            running: self.running.clone(),
+        })
+    }
+}
+
+impl Drop for InFlightSlot {
+    fn drop(&mut self) {
+        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = running.get_mut(&self.key) {
+            *count -= 1;
+            if *count == 0 {
+                running.remove(&self.key);
+            }
+        }
     }
 }
 
@@ -166,6 +225,29 @@ mod tests {
         assert_eq!(key("2001:db8:1:2:aaaa::1"), key("2001:db8:1:2:bbbb::9"));
         assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
         assert_eq!(key("2001:db8:1:2::1"), "2001:db8:1:2::/64");
+    }
+
+    #[test]
+    fn in_flight_allows_max_per_key_until_a_slot_ends() {
+        let gate = InFlight::new(2);
+        let a = gate.try_start("k").unwrap();
+        let _b = gate.try_start("k").unwrap();
+        assert!(gate.try_start("k").is_none());
+        assert!(gate.try_start("other").is_some());
+        drop(a);
+        assert!(gate.try_start("k").is_some());
+        assert_eq!(InFlight::new(0).try_start("k").map(|_| ()), Some(()));
+    }
+
+    #[test]
+    fn count_is_the_current_window_only() {
+        let throttle = Throttle::new(5, Duration::from_millis(40));
+        throttle.record("k");
+        throttle.record("k");
+        assert_eq!(throttle.count("k"), 2);
+        assert_eq!(throttle.count("other"), 0);
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(throttle.count("k"), 0);
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! - **export** writes users, rooms and history as JSON ([`export`]); from a running server it
 //!   loads the snapshot into a temporary directory first.
 
+pub mod auto;
 pub mod control;
 pub mod export;
 pub mod format;
@@ -279,8 +280,10 @@ fn give_to_owner_of(data_dir: &Path, db_dir: &Path) -> io::Result<()> {
 }
 
 /// What a data directory may hold besides the database, and so keep through a restore: the
-/// plugins folder (the person's own files) and the compiled-plugin cache (rebuilt on demand).
-const NOT_DATA: [&str; 2] = ["plugins", "plugin-cache"];
+/// plugins folder (the person's own files), the compiled-plugin cache (rebuilt on demand), the
+/// automatic backups (one of which is often what is being restored) and a damaged database
+/// moved aside as the refusal message says.
+const NOT_DATA: [&str; 4] = ["plugins", "plugin-cache", auto::DIR, "db.damaged"];
 
 /// The first entry of `dir` that is not in [`NOT_DATA`].
 fn first_entry(dir: &Path) -> io::Result<Option<String>> {

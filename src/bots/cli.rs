@@ -24,10 +24,12 @@ pub async fn check(config: &Config, file: &Path) -> Result<String, BotError> {
 }
 
 /// Describes the bundled plugins and every file in the plugins folder; a file that does not
-/// load is listed with the reason.
+/// load is listed with the reason. Creates nothing: the server's compiled-plugin cache is used
+/// only when it exists already (listing a fresh checkout compiles without one).
 pub async fn list(config: &Config) -> Result<String, BotError> {
-    let cache = config.data_dir.join("plugin-cache");
-    let runtime = Arc::new(Runtime::new(&config.bots, Some(&cache))?);
+    let cache = config.data_dir.join(super::CACHE_DIR);
+    let cache = cache.is_dir().then_some(cache.as_path());
+    let runtime = Arc::new(Runtime::new(&config.bots, cache)?);
     let mut text = String::new();
     if !config.bots.enabled {
         text.push_str("bots are turned off (bots.enabled = false)\n");

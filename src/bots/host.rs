@@ -85,6 +85,9 @@ fn kv_error(error: KvError) -> kv::KvError {
     match error {
         KvError::InvalidKey => kv::KvError::InvalidKey,
         KvError::QuotaExceeded(_) => kv::KvError::QuotaExceeded,
+        KvError::Store(crate::store::StoreError::TooLarge { max, .. }) => {
+            kv::KvError::Internal(format!("a value holds at most {max} bytes"))
+        }
         KvError::Store(e) => {
             tracing::error!(error = %e, "a plugin's kv write failed");
             kv::KvError::Internal("the server could not store it".into())

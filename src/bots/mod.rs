@@ -67,6 +67,9 @@ pub enum BotError {
     Read { path: String, error: std::io::Error },
 }
 
+/// The compiled-plugin cache, inside the data directory.
+pub const CACHE_DIR: &str = "plugin-cache";
+
 /// The running bot service: the loader and the workers it starts.
 pub struct BotService {
     tasks: TaskTracker,
@@ -85,7 +88,7 @@ impl BotService {
         let tasks = TaskTracker::new();
         let stop = CancellationToken::new();
         if config.bots.enabled {
-            let cache = config.data_dir.join("plugin-cache");
+            let cache = config.data_dir.join(CACHE_DIR);
             let runtime = Arc::new(runtime::Runtime::new(&config.bots, Some(&cache))?);
             let loader = loader::Loader::new(
                 config,

@@ -6,8 +6,13 @@
 //! yields to tokio, so a looping plugin shares its worker thread fairly and is stopped once its
 //! budget is spent. Time spent in host calls (an HTTP request) is not CPU time: returning from
 //! one costs a single tick however long it took. The wall-clock limit covers everything.
+//!
+//! Calls run on a small runtime of their own ([`Pool`]: `bots.threads` threads, by default one
+//! fewer than the cores), never on the threads that serve chat, and at most `bots.max_calls`
+//! at once in the whole server: however the plugins behave, chat keeps the other cores.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -151,14 +156,17 @@ pub struct Compiled {
 pub struct CallStats {
     /// The largest linear memory the instance grew to.
     pub memory_peak: usize,
+    /// Whether the call ran on the bot pool's threads (it always does; tests check).
+    pub on_pool: bool,
 }
 
-/// The engine, the linker with hearth's imports, and the epoch ticker.
+/// The engine, the linker with hearth's imports, the epoch ticker and the pool calls run on.
 pub struct Runtime {
     engine: Engine,
     linker: Linker<HostState>,
     limits: CallLimits,
     ticker: Arc<Ticker>,
+    pool: Pool,
 }
 
 impl Runtime {
@@ -193,6 +201,7 @@ impl Runtime {
             linker,
             limits: CallLimits::from_config(config),
             ticker,
+            pool: Pool::new(config)?,
         })
     }
 
@@ -254,76 +263,190 @@ impl Runtime {
             .await
     }
 
-    async fn call<'a, R>(
+    async fn call<R: Send + 'static>(
         &self,
         plugin: &Compiled,
         grants: Arc<Grants>,
         export: impl for<'s> FnOnce(
-            &'s Bot,
-            &'s mut Store<HostState>,
-        ) -> std::pin::Pin<
-            Box<dyn std::future::Future<Output = wasmtime::Result<R>> + Send + 's>,
-        >,
+                &'s Bot,
+                &'s mut Store<HostState>,
+            ) -> std::pin::Pin<
+                Box<dyn std::future::Future<Output = wasmtime::Result<R>> + Send + 's>,
+            > + Send
+            + 'static,
     ) -> (Result<R, CallError>, CallStats) {
         let limits = self.limits;
-        let _ticking = self.ticker.enter();
-        let mut store = self.new_store(grants);
-        let run = async {
-            let bot = plugin
-                .pre
-                .instantiate_async(&mut store)
-                .await
-                .map_err(|e| CallError::Instantiate(format!("{e:#}")))?;
-            export(&bot, &mut store)
-                .await
-                .map_err(|e| classify(e, &limits))
+        let Ok(_permit) = self.pool.calls.acquire().await else {
+            return (Err(abandoned()), CallStats::default());
         };
-        let outcome = match tokio::time::timeout(Duration::from_millis(limits.wall_ms), run).await {
-            Ok(outcome) => outcome,
-            Err(_) => Err(CallError::WallTime(limits.wall_ms)),
+        let (engine, ticker, pre) = (self.engine.clone(), self.ticker.clone(), plugin.pre.clone());
+        let running = self.pool.running.clone();
+        let call = async move {
+            let _running = Running::start(&running);
+            let _ticking = ticker.enter();
+            let mut store = new_store(&engine, limits, grants);
+            let run = async {
+                let bot = pre
+                    .instantiate_async(&mut store)
+                    .await
+                    .map_err(|e| CallError::Instantiate(format!("{e:#}")))?;
+                export(&bot, &mut store)
+                    .await
+                    .map_err(|e| classify(e, &limits))
+            };
+            let outcome =
+                match tokio::time::timeout(Duration::from_millis(limits.wall_ms), run).await {
+                    Ok(outcome) => outcome,
+                    Err(_) => Err(CallError::WallTime(limits.wall_ms)),
+                };
+            let meter = &store.data().meter;
+            let outcome = match outcome {
+                // The meter knows better than the error's text why the guest trapped.
+                Err(_) if meter.over_cap => {
+                    Err(CallError::Memory(limits.memory_bytes as u64 >> 20))
+                }
+                other => other,
+            };
+            let stats = CallStats {
+                memory_peak: meter.memory_peak,
+                on_pool: std::thread::current().name() == Some(POOL_THREAD),
+            };
+            (outcome, stats)
         };
-        let meter = &store.data().meter;
-        let outcome = match outcome {
-            // The meter knows better than the error's text why the guest trapped.
-            Err(_) if meter.over_cap => Err(CallError::Memory(limits.memory_bytes as u64 >> 20)),
-            other => other,
-        };
-        let stats = CallStats {
-            memory_peak: meter.memory_peak,
-        };
-        (outcome, stats)
+        // Aborted if the caller stops waiting (shutdown), as a call on this runtime would be.
+        let mut task = AbortOnDrop(self.pool.handle.spawn(call));
+        match (&mut task.0).await {
+            Ok(done) => done,
+            Err(_) => (Err(abandoned()), CallStats::default()),
+        }
     }
+}
 
-    fn new_store(&self, grants: Arc<Grants>) -> Store<HostState> {
-        let mut wasi = WasiCtxBuilder::new();
-        wasi.allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false);
-        let state = HostState {
-            grants,
-            wasi: wasi.build(),
-            table: ResourceTable::new(),
-            meter: Meter {
-                memory_cap: self.limits.memory_bytes,
-                memory_peak: 0,
-                over_cap: false,
-            },
-            cpu_ticks: 0,
-            log_lines: 0,
+/// A call that ended without finishing: the pool stopped under it.
+fn abandoned() -> CallError {
+    CallError::Trap("the call was abandoned: the bot pool stopped".into())
+}
+
+/// A spawned call that is aborted when its caller drops it.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+fn new_store(engine: &Engine, limits: CallLimits, grants: Arc<Grants>) -> Store<HostState> {
+    let mut wasi = WasiCtxBuilder::new();
+    wasi.allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false);
+    let state = HostState {
+        grants,
+        wasi: wasi.build(),
+        table: ResourceTable::new(),
+        meter: Meter {
+            memory_cap: limits.memory_bytes,
+            memory_peak: 0,
+            over_cap: false,
+        },
+        cpu_ticks: 0,
+        log_lines: 0,
+    };
+    let mut store = Store::new(engine, state);
+    store.limiter(|state| &mut state.meter);
+    let budget = limits.cpu_ticks();
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |mut ctx| {
+        let state = ctx.data_mut();
+        state.cpu_ticks += 1;
+        if state.cpu_ticks > budget {
+            return Err(CpuBudgetSpent.into());
+        }
+        Ok(UpdateDeadline::Yield(1))
+    });
+    store
+}
+
+/// The name of the bot pool's threads.
+const POOL_THREAD: &str = "hearth-bots";
+
+/// The threads plugin calls run on, apart from chat's, and the server-wide cap on calls.
+struct Pool {
+    handle: tokio::runtime::Handle,
+    /// Calls running now, and the most that ever ran at once.
+    running: Arc<CallsRunning>,
+    /// Kept to be shut down without waiting when the runtime ends (it may be dropped inside
+    /// another runtime, where waiting is not allowed).
+    runtime: Mutex<Option<tokio::runtime::Runtime>>,
+    calls: tokio::sync::Semaphore,
+}
+
+impl Pool {
+    fn new(config: &BotsConfig) -> Result<Pool, BotError> {
+        let threads = match config.threads {
+            0 => pool_threads(std::thread::available_parallelism().map_or(1, |n| n.get())),
+            n => n,
         };
-        let mut store = Store::new(&self.engine, state);
-        store.limiter(|state| &mut state.meter);
-        let budget = self.limits.cpu_ticks();
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |mut ctx| {
-            let state = ctx.data_mut();
-            state.cpu_ticks += 1;
-            if state.cpu_ticks > budget {
-                return Err(CpuBudgetSpent.into());
-            }
-            Ok(UpdateDeadline::Yield(1))
-        });
-        store
+        let calls = match config.max_calls {
+            0 => tokio::sync::Semaphore::MAX_PERMITS,
+            n => n,
+        };
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name(POOL_THREAD)
+            .enable_all()
+            .build()
+            .map_err(|e| BotError::Engine(format!("cannot start the bot pool: {e}")))?;
+        Ok(Pool {
+            handle: runtime.handle().clone(),
+            running: Arc::default(),
+            runtime: Mutex::new(Some(runtime)),
+            calls: tokio::sync::Semaphore::new(calls),
+        })
+    }
+}
+
+#[derive(Default)]
+struct CallsRunning {
+    now: AtomicUsize,
+    most: AtomicUsize,
+}
+
+/// One call counted as running (`hearth_bot_calls_running`) for as long as it lives.
+struct Running<'a>(&'a CallsRunning);
+
+impl Running<'_> {
+    fn start(calls: &CallsRunning) -> Running<'_> {
+        let now = calls.now.fetch_add(1, Ordering::SeqCst) + 1;
+        calls.most.fetch_max(now, Ordering::SeqCst);
+        metrics::gauge!("hearth_bot_calls_running").increment(1.0);
+        Running(calls)
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.now.fetch_sub(1, Ordering::SeqCst);
+        metrics::gauge!("hearth_bot_calls_running").decrement(1.0);
+    }
+}
+
+/// The default size of the pool: one fewer than the cores, at least one.
+fn pool_threads(cores: usize) -> usize {
+    cores.saturating_sub(1).max(1)
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        let runtime = self
+            .runtime
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(runtime) = runtime {
+            runtime.shutdown_background();
+        }
     }
 }
 
@@ -414,4 +537,64 @@ fn classify(error: wasmtime::Error, limits: &CallLimits) -> CallError {
             .unwrap_or("")
             .to_string(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn runtime(max_calls: usize) -> Runtime {
+        let config = BotsConfig {
+            threads: 1,
+            max_calls,
+            ..BotsConfig::default()
+        };
+        Runtime::new(&config, None).unwrap()
+    }
+
+    fn notes(runtime: &Runtime) -> Compiled {
+        let (_, wasm) = super::super::BUNDLED
+            .iter()
+            .find(|(name, _)| *name == "notes.wasm")
+            .unwrap();
+        runtime.compile(wasm).unwrap()
+    }
+
+    fn grants() -> Arc<Grants> {
+        let config = BotsConfig::default();
+        let plugin = crate::config::PluginConfig::default();
+        Arc::new(Grants {
+            plugin: "notes".into(),
+            store: None,
+            kv_quota: 0,
+            settings: Default::default(),
+            http: super::super::http::PluginHttp::new(&plugin, &config).unwrap(),
+        })
+    }
+
+    /// Plugin calls never run on the threads that serve chat (the caller's runtime here), and
+    /// no more than `bots.max_calls` run at once in all.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn calls_run_on_the_pool_and_at_most_max_calls_at_once() {
+        let runtime = Arc::new(runtime(1));
+        let plugin = notes(&runtime);
+        let (outcome, stats) = runtime.instantiate(&plugin, grants()).await;
+        outcome.unwrap();
+        assert!(stats.on_pool, "the call ran on the caller's thread");
+        let calls = (0..4).map(|_| {
+            let (runtime, plugin) = (runtime.clone(), plugin.clone());
+            tokio::spawn(async move { runtime.instantiate(&plugin, grants()).await })
+        });
+        for call in futures_util::future::join_all(calls).await {
+            call.unwrap().0.unwrap();
+        }
+        assert_eq!(runtime.pool.running.most.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn the_pool_leaves_chat_a_core() {
+        assert_eq!(pool_threads(1), 1);
+        assert_eq!(pool_threads(2), 1);
+        assert_eq!(pool_threads(8), 7);
+    }
 }

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::oauth::REDACTED;
 use super::ConfigError;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -27,6 +28,11 @@ pub struct BotsConfig {
     pub max_stack_kb: u64,
     /// Calls of one plugin running at once (an answer waiting to be stored does not count).
     pub concurrency: usize,
+    /// Threads plugin calls run on, apart from those serving chat; 0 = one fewer than the
+    /// cores (at least one).
+    pub threads: usize,
+    /// Calls of all plugins together running at once; 0 = no limit but `concurrency`.
+    pub max_calls: usize,
     /// Commands waiting for one plugin; beyond it a command gets `rate_limited`.
     pub max_queued: usize,
     /// Tries of a command whose call traps or times out, the first included.
@@ -62,6 +68,8 @@ impl Default for BotsConfig {
             memory_mb: 32,
             max_stack_kb: 512,
             concurrency: 2,
+            threads: 0,
+            max_calls: 4,
             max_queued: 1000,
             max_attempts: 3,
             retry_backoff_ms: 1000,
@@ -125,8 +133,10 @@ impl BotsConfig {
     }
 }
 
-/// `[plugin.NAME]`: one plugin's grants. NAME is the plugin's manifest name.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+/// `[plugin.NAME]`: one plugin's grants. NAME is the plugin's manifest name. Its settings are
+/// where a bot's API keys go, so they are secrets: `Debug` and `hearth config` show their keys
+/// and not their values ([`redact_settings`]).
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct PluginConfig {
     /// Load this plugin at all.
@@ -150,6 +160,52 @@ impl Default for PluginConfig {
     }
 }
 
+impl std::fmt::Debug for PluginConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let settings: BTreeMap<&str, &str> = self
+            .settings
+            .iter()
+            .map(|(key, value)| (key.as_str(), shown(value)))
+            .collect();
+        f.debug_struct("PluginConfig")
+            .field("enabled", &self.enabled)
+            .field("allow_hosts", &self.allow_hosts)
+            .field("allow_private_addresses", &self.allow_private_addresses)
+            .field("settings", &settings)
+            .finish()
+    }
+}
+
+/// How a setting's value is shown: redacted, or `""` when empty (as a secret is).
+fn shown(value: &str) -> &'static str {
+    if value.is_empty() {
+        ""
+    } else {
+        REDACTED
+    }
+}
+
+/// Replaces the value of every `[plugin.NAME.settings]` entry in a rendered configuration
+/// with the redaction marker (`hearth config`). Serialization itself keeps the values: the
+/// defaults are layered through it.
+pub fn redact_settings(config: &mut toml::Value) {
+    let Some(plugins) = config.get_mut("plugin").and_then(toml::Value::as_table_mut) else {
+        return;
+    };
+    for (_, plugin) in plugins.iter_mut() {
+        let Some(settings) = plugin
+            .get_mut("settings")
+            .and_then(toml::Value::as_table_mut)
+        else {
+            continue;
+        };
+        for (_, value) in settings.iter_mut() {
+            let text = value.as_str().unwrap_or("x");
+            *value = toml::Value::String(shown(text).to_string());
+        }
+    }
+}
+
 /// The grants of the bundled plugins: the stock-quote bot reaches Stooq.
 pub fn default_plugins() -> BTreeMap<String, PluginConfig> {
     let stocks = PluginConfig {
@@ -165,6 +221,16 @@ pub(super) fn validate_plugins(
     source_of: &dyn Fn(&str) -> String,
 ) -> Result<(), ConfigError> {
     for (name, plugin) in plugins {
+        for (key, value) in &plugin.settings {
+            if value == REDACTED {
+                let key = format!("plugin.{name}.settings.{key}");
+                return Err(ConfigError::one(
+                    &key,
+                    source_of(&key),
+                    "is the redaction marker `hearth config` prints; put the real value here",
+                ));
+            }
+        }
         for host in &plugin.allow_hosts {
             let bad = host.is_empty()
                 || host.contains(['/', ':', '@', ' ', '?', '#'])
@@ -180,4 +246,50 @@ pub(super) fn validate_plugins(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use figment::providers::{Format, Toml};
+    use figment::Figment;
+
+    use super::*;
+    use crate::Config;
+
+    const KEY: &str = "sk-live-0123456789";
+
+    fn with_api_key() -> Config {
+        let mut config = Config::default();
+        let stocks = config.plugin.get_mut("stocks").unwrap();
+        stocks.settings.insert("api_key".into(), KEY.into());
+        config
+    }
+
+    #[test]
+    fn hearth_config_and_debug_show_settings_keys_not_values() {
+        let config = with_api_key();
+        let shown = config.to_toml();
+        assert!(!shown.contains(KEY), "{shown}");
+        assert!(!shown.contains("https://stooq.com"), "{shown}");
+        assert!(
+            shown.contains(&format!("api_key = \"{REDACTED}\"")),
+            "{shown}"
+        );
+        let debug = format!("{config:?}");
+        assert!(!debug.contains(KEY), "{debug}");
+        // The values themselves are kept: the plugin reads them.
+        assert_eq!(config.plugin["stocks"].settings["api_key"], KEY);
+    }
+
+    #[test]
+    fn the_redaction_marker_is_refused_as_a_value() {
+        let toml = format!("[plugin.stocks.settings]\napi_key = \"{REDACTED}\"\n");
+        let config: Config =
+            Figment::from(figment::providers::Serialized::defaults(Config::default()))
+                .merge(Toml::string(&toml))
+                .extract()
+                .unwrap();
+        let error = validate_plugins(&config.plugin, &|_| "test".into()).unwrap_err();
+        assert!(error.to_string().contains("plugin.stocks.settings.api_key"));
+    }
 }

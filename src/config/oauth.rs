@@ -100,6 +100,9 @@ pub struct OAuthConfig {
     pub state_ttl_secs: u64,
     /// Sign-ins in progress at once; further starts get 503 until some end. 0 = no limit.
     pub max_pending: usize,
+    /// Sign-ins in progress at once from one client address; further starts from it get 429
+    /// until some end or expire. 0 = no limit.
+    pub max_pending_per_ip: usize,
     pub github: GithubConfig,
     pub google: GoogleConfig,
     /// Other OAuth2/OIDC providers by name: `[oauth.generic.gitea]`.
@@ -162,6 +165,7 @@ impl Default for OAuthConfig {
             timeout_ms: 10_000,
             state_ttl_secs: 600,
             max_pending: 10_000,
+            max_pending_per_ip: 20,
             github: GithubConfig::default(),
             google: GoogleConfig::default(),
             generic: BTreeMap::new(),

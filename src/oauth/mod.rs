@@ -18,6 +18,7 @@ pub mod provider;
 pub mod routes;
 pub mod username;
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,7 +27,7 @@ use crate::config::Config;
 use crate::store::accounts::NewUser;
 use crate::store::identities::{IdentityRecord, IdentityStoreError};
 use crate::store::{Store, StoreError, UserRecord};
-use pending::{Flow, PendingFlows};
+use pending::{Flow, PendingFlows, Refused};
 use provider::{Provider, ProviderUser};
 
 pub use routes::router;
@@ -70,6 +71,8 @@ pub enum OAuthError {
     LinkSessionLost,
     #[error("too many sign-ins in progress")]
     Busy,
+    #[error("too many sign-ins in progress from one address")]
+    TooManyFromClient,
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -150,7 +153,7 @@ impl OAuth {
         Ok(OAuth {
             providers: providers.into_iter().map(Arc::new).collect(),
             http: provider::http_client(Duration::from_millis(oauth.timeout_ms))?,
-            pending: PendingFlows::new(state_ttl, oauth.max_pending),
+            pending: PendingFlows::new(state_ttl, oauth.max_pending, oauth.max_pending_per_ip),
             store,
             allow_registration: config.auth.allow_registration,
             state_ttl,
@@ -180,13 +183,24 @@ impl OAuth {
         provider: &Provider,
         link_user: Option<u64>,
         next: String,
+        client: IpAddr,
     ) -> Result<Started, OAuthError> {
         let random = || token::generate().map_err(|e| OAuthError::Internal(e.to_string()));
         let (state, flow_id) = (random()?, random()?);
         let (url, verifier) = provider.authorize_url(&self.http, state.clone()).await?;
-        let flow = Flow::new(provider.name.clone(), state, verifier, next, link_user);
-        if !self.pending.insert(flow_id.clone(), flow) {
-            return Err(OAuthError::Busy);
+        let client = crate::auth::throttle::ip_key(client);
+        let flow = Flow::new(
+            provider.name.clone(),
+            state,
+            verifier,
+            next,
+            link_user,
+            client,
+        );
+        match self.pending.insert(flow_id.clone(), flow) {
+            Ok(()) => {}
+            Err(Refused::Full) => return Err(OAuthError::Busy),
+            Err(Refused::TooManyFromClient) => return Err(OAuthError::TooManyFromClient),
         }
         Ok(Started { url, flow_id })
     }
@@ -250,7 +264,13 @@ impl OAuth {
             return Err(OAuthError::RegistrationClosed);
         }
         let base = username::base(&who.login, &provider.name);
-        let display_name: String = who.display_name.chars().take(64).collect();
+        // What the provider calls the person is shown to others: no invisible or look-alike
+        // characters (crate::names), and the username when nothing is left.
+        let display_name: String = crate::names::clean(&who.display_name)
+            .chars()
+            .take(64)
+            .collect();
+        let display_name = display_name.trim().to_string();
         for n in 1..=username::COUNTED_CANDIDATES + 10 {
             let username = if n <= username::COUNTED_CANDIDATES {
                 username::candidate(&base, n)
@@ -264,8 +284,12 @@ impl OAuth {
                 username::with_suffix(&base, &suffix.to_lowercase())
             };
             let new = NewUser {
+                display_name: if display_name.is_empty() {
+                    username.clone()
+                } else {
+                    display_name.clone()
+                },
                 username,
-                display_name: display_name.clone(),
                 password_hash: None,
                 bot: false,
                 created_at: now_ms(),

@@ -128,6 +128,12 @@ impl OAuthError {
                 "Too many sign-ins right now",
                 "This server has too many sign-ins in progress. Please try again in a minute.",
             ),
+            E::TooManyFromClient => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many sign-ins from your network",
+                "Many sign-ins were started from your network and not finished. Finish one, or \
+                 try again in a few minutes.",
+            ),
             E::Store(_) | E::Auth(_) | E::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "Something went wrong",

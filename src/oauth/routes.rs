@@ -12,7 +12,7 @@ use axum::Router;
 use oauth2::url::form_urlencoded;
 
 use super::{Callback, OAuthError, Outcome, FLOW_COOKIE};
-use crate::auth::extract::{cookie, http_only_cookie, presented_token, session_cookie};
+use crate::auth::extract::{cookie, http_only_cookie, presented_token, session_cookie, ClientIp};
 use crate::server::AppState;
 
 /// The longest `next` path kept.
@@ -77,6 +77,7 @@ fn redirect(to: &str) -> Result<Response, OAuthError> {
 
 async fn start(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     provider: Result<Path<String>, PathRejection>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
@@ -91,7 +92,7 @@ async fn start(
         let next = safe_next(next.as_deref());
         // Starting while signed in links the provider to the account.
         let link_user = signed_in(&state, &headers);
-        let started = state.oauth.start(&provider, link_user, next).await?;
+        let started = state.oauth.start(&provider, link_user, next, ip).await?;
         let mut response = redirect(&started.url)?;
         let max_age = state.oauth.state_ttl().as_secs();
         if let Some(cookie) = flow_cookie(&state, &started.flow_id, max_age) {

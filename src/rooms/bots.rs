@@ -131,7 +131,9 @@ impl RoomActor {
                         text.to_string()
                     };
                     let id = self.ctx.store.next_id()?;
-                    items.push(Item::bot(seq, id, now_ms(), bot, text, job.seq));
+                    let mut item = Item::bot(seq, id, now_ms(), bot, text, job.seq);
+                    item.shorten_to_fit();
+                    items.push(item);
                     seq += 1;
                 }
                 BotAction::React(emoji) => {

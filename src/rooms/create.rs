@@ -16,7 +16,9 @@ pub async fn create_room(
     name: &str,
     max_name_chars: usize,
 ) -> Result<RoomRecord, RoomError> {
-    let name = name.trim();
+    // No invisible or look-alike characters in what every member is shown (crate::names).
+    let name = crate::names::clean(name);
+    let name = name.as_str();
     let chars = name.chars().count();
     if chars == 0 || chars > max_name_chars || name.chars().any(char::is_control) {
         return Err(RoomError::InvalidName(max_name_chars));

@@ -7,7 +7,7 @@ use super::actor::{Effect, RoomActor, Subscriber};
 use super::view::{MemberView, RoomView};
 use super::{Action, Caller, Request, RoomError};
 use crate::auth::now_ms;
-use crate::store::rooms::{BanRecord, Event, Item, MemberRecord};
+use crate::store::rooms::{BanRecord, Event, Item, MemberRecord, Page};
 use crate::ws::frames::ServerFrame;
 use crate::ws::outbox::{ConnHandle, ConnId};
 
@@ -54,13 +54,19 @@ impl RoomActor {
             return Err(RoomError::Banned);
         }
         // The past as it stands before this join: the joiner's own join item follows `joined`.
-        let page = match since {
+        let mut page = match since {
             Some(since) => self
                 .ctx
                 .store
                 .items_after(&self.code, since, JOIN_SINCE_MAX)?,
             None => self.ctx.store.items_before(&self.code, None, JOIN_RECENT)?,
         };
+        let keep = if since.is_some() {
+            Keep::Oldest
+        } else {
+            Keep::Newest
+        };
+        fit_page(&mut page, self.ctx.config.max_page_bytes, keep);
         let mut items = Vec::new();
         if !self.members.contains_key(&caller.id) {
             let takes_over = self.members.is_empty();
@@ -162,7 +168,8 @@ impl RoomActor {
     fn history(&mut self, req: &Request, before: Option<u64>, limit: Option<u32>) -> Outcome {
         self.require_member(&req.caller)?;
         let limit = history_limit(limit)?;
-        let page = self.ctx.store.items_before(&self.code, before, limit)?;
+        let mut page = self.ctx.store.items_before(&self.code, before, limit)?;
+        fit_page(&mut page, self.ctx.config.max_page_bytes, Keep::Newest);
         let frame = ServerFrame::History {
             reference: req.reference.as_deref(),
             room: &self.code,
@@ -178,7 +185,7 @@ impl RoomActor {
         self.require_member(&req.caller)?;
         if !valid_emoji(emoji) {
             return Err(RoomError::BadRequest(format!(
-                "an emoji is 1 to {EMOJI_MAX_CHARS} characters without spaces"
+                "a reaction is one emoji (at most {EMOJI_MAX_CHARS} characters)"
             )));
         }
         let Some(mut item) = self.ctx.store.item(&self.code, seq)? else {
@@ -522,11 +529,69 @@ impl RoomActor {
     }
 }
 
-/// An emoji is 1 to [`EMOJI_MAX_CHARS`] characters without spaces or control characters.
+/// A reaction is one real emoji ([`crate::names::is_emoji`]) of at most [`EMOJI_MAX_CHARS`]
+/// characters: not text, not invisible or direction-changing characters.
 pub(super) fn valid_emoji(emoji: &str) -> bool {
-    let chars = emoji.chars().count();
-    (1..=EMOJI_MAX_CHARS).contains(&chars)
-        && !emoji.chars().any(|c| c.is_whitespace() || c.is_control())
+    emoji.chars().count() <= EMOJI_MAX_CHARS && crate::names::is_emoji(emoji)
+}
+
+/// Which end of a page to keep when it is over its byte bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// The oldest items: a join with `since` pages forward.
+    Oldest,
+    /// The newest items: a join without `since` and history page backward.
+    Newest,
+}
+
+/// Trims `page` to at most `max_bytes` of serialized items (`rooms.max_page_bytes`), keeping
+/// `keep`'s end, and sets `more` if it dropped any: the client asks again from where the page
+/// ends. The first item is always kept, however large, so paging always moves on. Without
+/// this a 46-byte join could ask for 500 items of 24 KB each: 12 MB in one answer.
+pub fn fit_page(page: &mut Page, max_bytes: usize, keep: Keep) {
+    let mut total = 0usize;
+    let mut fits = 0;
+    let mut sizes: Box<dyn Iterator<Item = &Item>> = match keep {
+        Keep::Oldest => Box::new(page.items.iter()),
+        Keep::Newest => Box::new(page.items.iter().rev()),
+    };
+    for item in &mut sizes {
+        // The item's JSON and the comma between items.
+        total += json_len(item) + 1;
+        if fits > 0 && total > max_bytes {
+            break;
+        }
+        fits += 1;
+    }
+    drop(sizes);
+    if fits == page.items.len() {
+        return;
+    }
+    match keep {
+        Keep::Oldest => page.items.truncate(fits),
+        Keep::Newest => {
+            page.items.drain(..page.items.len() - fits);
+        }
+    }
+    page.more = true;
+}
+
+/// The length of `item`'s JSON, counted without building it.
+fn json_len(item: &Item) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Writing to a counter cannot fail, and an item always serializes.
+    let _ = serde_json::to_writer(&mut count, item);
+    count.0
 }
 
 /// The page size for a history request: default 50, capped at 200, 0 refused.

@@ -21,10 +21,13 @@ use crate::store::rooms::Item;
 use crate::store::{Store, StoreError, UserRecord};
 use crate::ws::frames;
 use crate::ws::hub::Connections;
-use crate::ws::outbox::ConnHandle;
+use crate::ws::outbox::{ConnHandle, QueueBound};
 
-/// Frames a harness socket holds before it would count as a slow consumer.
-const QUEUE: usize = 1 << 16;
+/// Frames and bytes a harness socket holds before it would count as a slow consumer.
+const QUEUE: QueueBound = QueueBound {
+    frames: 1 << 16,
+    bytes: 1 << 30,
+};
 
 struct User {
     record: UserRecord,

@@ -34,7 +34,7 @@ use crate::store::jobs::JobRecord;
 use crate::store::StoreError;
 use crate::ws::outbox::{ConnHandle, ConnId};
 
-pub use handlers::history_limit;
+pub use handlers::{fit_page, history_limit, Keep};
 pub use registry::Registry;
 
 #[derive(Debug, thiserror::Error)]
@@ -73,7 +73,7 @@ impl RoomError {
             RoomError::NotMember => "not_member",
             RoomError::NotHost => "not_host",
             RoomError::Banned => "banned",
-            RoomError::TooLong(_) => "too_long",
+            RoomError::TooLong(_) | RoomError::Store(StoreError::TooLarge { .. }) => "too_long",
             RoomError::InvalidName(_) => "invalid_name",
             RoomError::BadRequest(_) => "bad_request",
             RoomError::UnknownCommand(_) => "unknown_command",
@@ -85,6 +85,9 @@ impl RoomError {
     /// The message a client may see; server faults stay in the log.
     pub fn public_message(&self) -> String {
         match self {
+            RoomError::Store(StoreError::TooLarge { max, .. }) => {
+                format!("that is too long to store: a message is at most {max} bytes as stored")
+            }
             RoomError::Store(_) | RoomError::Internal(_) => {
                 tracing::error!(error = %self, "room command failed");
                 "something went wrong on the server".into()

@@ -60,6 +60,9 @@ pub struct AppState {
 pub enum ServeError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A damaged database, with what to do about it: hearth never serves one.
+    #[error("{source}\n{advice}")]
+    Damaged { source: StoreError, advice: String },
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
     #[error("cannot set up the HTTP client for sign-in providers: {0}")]
@@ -76,7 +79,17 @@ pub struct Server {
 impl Server {
     /// Opens the store. Fails fast, before any port is bound, if another hearth holds it.
     pub fn open(config: Config) -> Result<Server, ServeError> {
-        let store = Store::open_configured(&config.data_dir, &config.store)?;
+        if let Some(warning) = crate::files::open_to_others(&config.data_dir) {
+            tracing::warn!("{warning}");
+        }
+        let store =
+            Store::open_configured(&config.data_dir, &config.store).map_err(|e| match e {
+                StoreError::Damaged { .. } => ServeError::Damaged {
+                    advice: crate::backup::auto::restore_advice(&config.data_dir),
+                    source: e,
+                },
+                other => other.into(),
+            })?;
         let connections = Arc::new(Connections::default());
         let bots = Arc::new(Directory::new(config.bots.enabled, config.bots.max_queued));
         let rooms = Registry::new(RoomContext {
@@ -142,6 +155,15 @@ impl Server {
                 None
             }
         };
+        let stop_backups = CancellationToken::new();
+        if state.config.backup.auto {
+            tokio::spawn(crate::backup::auto::run(
+                store.clone(),
+                state.config.data_dir.clone(),
+                state.config.backup.clone(),
+                stop_backups.clone(),
+            ));
+        }
         let bots = BotService::start(
             &state.config,
             store.clone(),
@@ -152,7 +174,8 @@ impl Server {
         tracing::info!("hearth is serving on {url}");
 
         let (stopping_tx, mut stopping) = tokio::sync::watch::channel(false);
-        let limits = http::HttpLimits::from_config(&state.config.http);
+        let limits =
+            http::HttpLimits::from_config(&state.config.http, state.config.trust_proxy_headers);
         let app = router(state);
         let serve = http::serve(listener, app, limits, async move {
             shutdown.await;
@@ -177,8 +200,9 @@ impl Server {
             finished = finished => finished?,
             () = deadline => tracing::warn!("requests still running after the grace period; stopping anyway"),
         }
-        // No snapshot starts once the socket is gone.
+        // No snapshot starts once the socket is gone and the schedule stopped.
         drop(control);
+        stop_backups.cancel();
         store.commit().await?;
         store.flush_blocking()?;
         // Nothing writes any more: the next start may trust the files as they are now.
@@ -220,6 +244,13 @@ pub fn router(state: AppState) -> Router {
 }
 
 async fn metrics(State(state): State<AppState>) -> String {
+    // Summed when asked rather than kept up to date: a gauge moved on every queued frame
+    // would cost the fan-out.
+    let (total, most) = state.connections.queued_bytes();
+    metrics::gauge!("hearth_ws_queued_bytes").set(total as f64);
+    metrics::gauge!("hearth_ws_queued_bytes_max").set(most as f64);
+    let peak = crate::ws::outbox::peak_queued_bytes();
+    metrics::gauge!("hearth_ws_queued_bytes_peak").set(peak as f64);
     state.metrics.render()
 }
 

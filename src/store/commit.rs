@@ -3,7 +3,9 @@
 //! one `flush` plus one `fsync`.
 //!
 //! Why the fsync: sled 0.34's flush ends with `sync_file_range`, which does not make the data
-//! safe against a power cut; `sync_all` on the database file does.
+//! safe against a power cut; `sync_all` on the database file does. Any blob file comes first
+//! (see [`super::layout`]): hearth's layout makes none, but one that existed would have to be
+//! on disk before the log that points at it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -66,6 +68,17 @@ async fn run(mut queue: mpsc::Receiver<Request>, flushes: Arc<AtomicU64>) {
         let started = std::time::Instant::now();
         let outcome = tokio::task::spawn_blocking(move || -> Result<()> {
             for trees in &targets {
+                let blobs = super::layout::sync_blobs(&trees.dir)?;
+                if blobs > 0 {
+                    tracing::warn!(
+                        blobs,
+                        "the database holds large-record files, which its layout should never \
+                         make; they were made durable"
+                    );
+                }
+                let mut entries = trees.entries.lock().unwrap_or_else(|e| e.into_inner());
+                super::layout::sync_dir_if_changed(&trees.dir, &mut entries)?;
+                drop(entries);
                 trees.db.flush()?;
                 trees.file.sync_all()?;
             }

@@ -9,7 +9,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
 use super::rooms::{item_key, Item};
-use super::{decode, encode, Result, Store, StoreError};
+use super::{decode, encode_bounded, Result, Store, StoreError};
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
@@ -74,8 +74,8 @@ fn plugin_prefix(plugin: &str) -> Vec<u8> {
 impl Store {
     /// Stores a command's message and its job together: both or neither.
     pub fn put_item_with_job(&self, code: &str, item: &Item, job: &JobRecord) -> Result<()> {
-        let item_raw = encode(item);
-        let job_raw = encode(job);
+        let item_raw = encode_bounded(item)?;
+        let job_raw = encode_bounded(job)?;
         let item_key = item_key(code, item.seq);
         let job_key = job_key(&job.plugin, job.id);
         self.write(|t| {
@@ -101,11 +101,11 @@ impl Store {
         let mut writes: Vec<(Vec<u8>, Vec<u8>)> = items
             .iter()
             .chain(updated)
-            .map(|item| (item_key(code, item.seq), encode(item)))
-            .collect();
+            .map(|item| Ok((item_key(code, item.seq), encode_bounded(item)?)))
+            .collect::<Result<_>>()?;
         writes.dedup_by(|a, b| a.0 == b.0);
         let job_key = job_key(&job.plugin, job.id);
-        let job_raw = encode(job);
+        let job_raw = encode_bounded(job)?;
         self.write(|t| {
             let outcome = (&t.items, &t.bot_jobs).transaction(|(items, jobs)| {
                 if let Some(raw) = jobs.get(job_key.as_slice())? {
@@ -134,7 +134,7 @@ impl Store {
     }
 
     pub fn put_job(&self, job: &JobRecord) -> Result<()> {
-        let raw = encode(job);
+        let raw = encode_bounded(job)?;
         self.write(|t| {
             t.bot_jobs.insert(job_key(&job.plugin, job.id), raw)?;
             Ok(())

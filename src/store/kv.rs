@@ -55,6 +55,7 @@ impl Store {
     /// one value; the next write is then refused.
     pub fn kv_set(&self, plugin: &str, key: &str, value: &[u8], quota: u64) -> Result<(), KvError> {
         let full = full_key(plugin, key)?;
+        let value = super::bounded(value.to_vec())?;
         let used = self.kv_usage(plugin)?;
         let old = self
             .trees()?

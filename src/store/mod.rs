@@ -10,6 +10,10 @@
 //! Writes are applied to sled at once and made durable by [`Store::commit`], which joins the
 //! group-commit writer in [`commit`]: one flush + fsync covers every write that was waiting.
 //!
+//! On disk the database is laid out so that sled keeps every record in the log the commit
+//! fsyncs ([`layout`]); databases made before that layout are rebuilt into it at their first
+//! open ([`rebuild`]).
+//!
 //! Every write also holds the write gate (shared) while it changes sled; [`snapshot`] takes the
 //! gate exclusively for the moment it needs to copy every tree, so a backup sees the database
 //! between two writes, never in the middle of one. Opening runs the integrity check in
@@ -21,6 +25,8 @@ mod commit;
 pub mod identities;
 pub mod jobs;
 pub mod kv;
+pub mod layout;
+mod rebuild;
 pub mod rooms;
 pub mod seal;
 pub mod snapshot;
@@ -100,6 +106,11 @@ pub enum StoreError {
     /// durable, whatever a flush says.
     #[error("the database was reopened after a failed write; this write did not last")]
     Reopened,
+    /// A record larger than the store keeps (see [`layout::MAX_RECORD_BYTES`]).
+    #[error("that is too large to store: {bytes} bytes, and one record holds at most {max}")]
+    TooLarge { bytes: usize, max: usize },
+    #[error(transparent)]
+    Layout(#[from] layout::LayoutError),
 }
 
 impl StoreError {
@@ -112,7 +123,7 @@ impl StoreError {
                 e,
                 sled::Error::CollectionNotFound(_) | sled::Error::Unsupported(_)
             ),
-            StoreError::Io(_) | StoreError::Damaged { .. } => true,
+            StoreError::Io(_) | StoreError::Damaged { .. } | StoreError::Layout(_) => true,
             _ => false,
         }
     }
@@ -136,6 +147,10 @@ impl StoreError {
             StoreError::WriterGone => StoreError::WriterGone,
             StoreError::Unavailable => StoreError::Unavailable,
             StoreError::Reopened => StoreError::Reopened,
+            StoreError::TooLarge { bytes, max } => StoreError::TooLarge {
+                bytes: *bytes,
+                max: *max,
+            },
             other => StoreError::Io(std::io::Error::other(other.to_string())),
         }
     }
@@ -146,6 +161,10 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// One open sled database: its trees, and its file, which the group commit fsyncs.
 pub(crate) struct Trees {
     pub(crate) db: sled::Db,
+    /// `data_dir/db`: the group commit fsyncs any blob under it (see [`layout::sync_blobs`]).
+    dir: PathBuf,
+    /// The directory's entries when the group commit last fsynced it.
+    entries: Mutex<Vec<std::ffi::OsString>>,
     file: std::fs::File,
     pub(crate) users: sled::Tree,
     pub(crate) usernames: sled::Tree,
@@ -172,14 +191,28 @@ impl Trees {
     /// record-by-record pass; its schema version is checked all the same.
     fn open(dir: &Path, cache_bytes: u64, trust_seal: bool) -> Result<Trees> {
         check_space(dir)?;
+        rebuild::finish_interrupted(dir)?;
+        let layout = match layout::inspect(dir)? {
+            layout::Found::Current(layout) => layout,
+            layout::Found::Nothing => {
+                layout::create(dir, layout::Layout::CURRENT)?;
+                layout::Layout::CURRENT
+            }
+            layout::Found::Legacy => {
+                refuse_broken_blobs(dir)?;
+                rebuild::into_current_layout(dir)?;
+                layout::Layout::CURRENT
+            }
+        };
+        refuse_broken_blobs(dir)?;
         let seal = seal::read(dir);
         let sealed = trust_seal && seal.as_ref().is_some_and(|s| s.matches_files(dir));
         if sealed {
             tracing::info!("integrity check skipped: the database is as a clean stop left it");
         } else {
-            let db = open_sled(dir, CHECK_CACHE_BYTES)?;
+            let db = open_sled(dir, CHECK_CACHE_BYTES, layout)?;
             Store::check_schema(&db, dir)?;
-            let report = check::verify(&db, dir)?;
+            let report = unpanicked(dir, "reading every record", || check::verify(&db, dir))?;
             tracing::info!(
                 records = report.records,
                 bytes = report.bytes,
@@ -187,7 +220,8 @@ impl Trees {
                 "integrity check passed"
             );
         }
-        let db = open_sled(dir, cache_bytes)?;
+        let db = open_sled(dir, cache_bytes, layout)?;
+        layout::sync_after_open(dir)?;
         if sealed {
             Store::check_schema(&db, dir)?;
         }
@@ -195,6 +229,8 @@ impl Trees {
             confirm_clean_stop(&db, dir, &seal)?;
         }
         Ok(Trees {
+            dir: dir.to_path_buf(),
+            entries: Mutex::new(Vec::new()),
             file: std::fs::File::open(dir.join("db"))?,
             users: db.open_tree("users")?,
             usernames: db.open_tree("usernames")?,
@@ -232,6 +268,56 @@ fn confirm_clean_stop(db: &sled::Db, dir: &Path, seal: &seal::Seal) -> Result<()
         tracing::warn!(error = %e, "cannot remove the clean-stop seal");
     }
     Ok(())
+}
+
+/// Refuses a database with a blob that a power cut left short: sled's recovery would stop at
+/// it and drop every later record, or panic (see [`layout`]).
+fn refuse_broken_blobs(dir: &Path) -> Result<()> {
+    match layout::check_blobs(dir)? {
+        None => Ok(()),
+        Some(broken) => Err(StoreError::Damaged {
+            dir: dir.to_path_buf(),
+            what: format!("the large record {}", broken.path.display()),
+            detail: format!(
+                "{}; the machine probably lost power before it was written out, and sled would \
+                 serve a history shortened at that point",
+                broken.problem
+            ),
+        }),
+    }
+}
+
+/// Runs a step of opening that sled may panic in (a damaged log can make it): the panic
+/// becomes hearth's own refusal of a damaged database, never a crash at start.
+fn unpanicked<T>(dir: &Path, what: &str, step: impl FnOnce() -> Result<T>) -> Result<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(step)) {
+        Ok(outcome) => outcome,
+        Err(panic) => {
+            let detail = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "sled stopped with an internal error".into());
+            Err(StoreError::Damaged {
+                dir: dir.to_path_buf(),
+                what: format!("sled's log ({what})"),
+                detail,
+            })
+        }
+    }
+}
+
+/// The id floor a restore or a rebuild left in `meta` (0 if none; see [`SCHEMA_VERSION`]).
+fn id_floor(db: &sled::Db) -> Result<u64> {
+    match db.open_tree("meta")?.get(ID_FLOOR_KEY)? {
+        Some(raw) => Ok(u64::from_be_bytes(raw.as_ref().try_into().map_err(
+            |_| StoreError::Corrupt {
+                tree: "meta",
+                detail: "id floor is not 8 bytes".into(),
+            },
+        )?)),
+        None => Ok(0),
+    }
 }
 
 /// A handle on the open database; cheap to clone.
@@ -290,15 +376,7 @@ impl Store {
         let dir = data_dir.join("db");
         let cache_bytes = config.cache_bytes();
         let trees = Trees::open(&dir, cache_bytes, !config.check_every_start)?;
-        let id_floor = match trees.db.open_tree("meta")?.get(ID_FLOOR_KEY)? {
-            Some(raw) => {
-                u64::from_be_bytes(raw.as_ref().try_into().map_err(|_| StoreError::Corrupt {
-                    tree: "meta",
-                    detail: "id floor is not 8 bytes".into(),
-                })?)
-            }
-            None => 0,
-        };
+        let id_floor = id_floor(&trees.db)?;
         Ok(Store {
             shared: Arc::new(Shared {
                 dir,
@@ -613,10 +691,10 @@ const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 /// an open right after a close in this process (the integrity check's own handle, a restart in
 /// tests) or right after another hearth exited can find the lock still held. A hearth that is
 /// really running holds it for longer than the wait and is reported as such.
-fn open_sled(dir: &Path, cache_bytes: u64) -> Result<sled::Db> {
+fn open_sled(dir: &Path, cache_bytes: u64, layout: layout::Layout) -> Result<sled::Db> {
     let deadline = std::time::Instant::now() + LOCK_WAIT;
     loop {
-        match try_open_sled(dir, cache_bytes) {
+        match unpanicked(dir, "opening", || try_open_sled(dir, cache_bytes, layout)) {
             Err(StoreError::Locked(_)) if std::time::Instant::now() < deadline => {
                 std::thread::sleep(std::time::Duration::from_millis(5));
             }
@@ -625,8 +703,11 @@ fn open_sled(dir: &Path, cache_bytes: u64) -> Result<sled::Db> {
     }
 }
 
-fn try_open_sled(dir: &Path, cache_bytes: u64) -> Result<sled::Db> {
-    let config = sled::Config::new().path(dir).cache_capacity(cache_bytes);
+fn try_open_sled(dir: &Path, cache_bytes: u64, layout: layout::Layout) -> Result<sled::Db> {
+    let config = sled::Config::new()
+        .path(dir)
+        .cache_capacity(cache_bytes)
+        .segment_size(layout.segment_size);
     config.open().map_err(|e| match e {
         sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
             StoreError::Locked(dir.to_path_buf())
@@ -647,6 +728,24 @@ fn try_open_sled(dir: &Path, cache_bytes: u64) -> Result<sled::Db> {
 pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     // Serializing plain structs of strings and numbers cannot fail.
     serde_json::to_vec(value).unwrap_or_default()
+}
+
+/// [`encode`] for the trees whose records people and bots fill (history, bot jobs and
+/// key-value stores): refuses a record larger than [`layout::MAX_RECORD_BYTES`], which sled
+/// could only keep in a way a power cut undoes.
+pub(crate) fn encode_bounded<T: Serialize>(value: &T) -> Result<Vec<u8>> {
+    let raw = encode(value);
+    bounded(raw)
+}
+
+pub(crate) fn bounded(raw: Vec<u8>) -> Result<Vec<u8>> {
+    if raw.len() > layout::MAX_RECORD_BYTES {
+        return Err(StoreError::TooLarge {
+            bytes: raw.len(),
+            max: layout::MAX_RECORD_BYTES,
+        });
+    }
+    Ok(raw)
 }
 
 pub(crate) fn decode<T: DeserializeOwned>(tree: &'static str, raw: &[u8]) -> Result<T> {

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
-use super::{decode, encode, Result, Store, StoreError};
+use super::{decode, encode, encode_bounded, Result, Store, StoreError};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct RoomRecord {
@@ -117,6 +117,23 @@ impl Item {
         }
     }
 
+    /// Cuts the text (marking the cut with an ellipsis) until the item fits in one record
+    /// ([`super::layout::MAX_RECORD_BYTES`]): for a bot's answer, which nobody can be asked to
+    /// shorten.
+    pub fn shorten_to_fit(&mut self) {
+        while encode(self).len() > super::layout::MAX_RECORD_BYTES {
+            let Some(text) = self.text.as_mut().filter(|t| t.chars().count() > 1) else {
+                return;
+            };
+            let keep = text.chars().count() / 2;
+            *text = text
+                .chars()
+                .take(keep)
+                .chain(std::iter::once('…'))
+                .collect();
+        }
+    }
+
     /// A bot's answer to the command at `reply_to`.
     pub fn bot(seq: u64, id: u64, ts: u64, author: &str, text: String, reply_to: u64) -> Item {
         Item {
@@ -137,6 +154,8 @@ impl Item {
         }
     }
 
+    /// The host changes from `from` to `to`; like every system item it names whom it is
+    /// about in `user`, here the new host.
     pub fn host_transfer(
         seq: u64,
         id: u64,
@@ -147,6 +166,7 @@ impl Item {
     ) -> Item {
         Item {
             event: Some(Event::HostTransfer),
+            user: Some(to.to_string()),
             from: Some(from.to_string()),
             to: Some(to.to_string()),
             by: by.map(str::to_string),
@@ -200,6 +220,7 @@ impl Store {
         member: &MemberRecord,
         first: &Item,
     ) -> Result<bool> {
+        let first_raw = encode_bounded(first)?;
         self.write(|t| {
             let outcome = (&t.rooms, &t.members, &t.user_rooms, &t.items).transaction(
                 |(rooms, members, user_rooms, items)| {
@@ -212,7 +233,7 @@ impl Store {
                         user_room_key(creator, &room.code),
                         &member.joined_at.to_be_bytes(),
                     )?;
-                    items.insert(key(&room.code, first.seq), encode(first))?;
+                    items.insert(key(&room.code, first.seq), first_raw.as_slice())?;
                     Ok(())
                 },
             );
@@ -325,9 +346,11 @@ impl Store {
         }
     }
 
+    /// Stores an item; refuses one too large to store ([`StoreError::TooLarge`]).
     pub fn put_item(&self, code: &str, item: &Item) -> Result<()> {
+        let raw = encode_bounded(item)?;
         self.write(|t| {
-            t.items.insert(key(code, item.seq), encode(item))?;
+            t.items.insert(key(code, item.seq), raw)?;
             Ok(())
         })
     }

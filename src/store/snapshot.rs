@@ -18,6 +18,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use super::layout::{self, Layout};
 use super::{Result, Store, StoreError, ID_FLOOR_KEY, SCHEMA_KEY, SCHEMA_VERSION};
 
 /// What a snapshot says about itself; the backup file's header.
@@ -118,6 +119,7 @@ impl Store {
 
 /// Writes a snapshot's records into a new database directory, tree by tree.
 pub struct Loader {
+    dir: std::path::PathBuf,
     db: sled::Db,
     tree: Option<sled::Tree>,
     batch: sled::Batch,
@@ -142,12 +144,16 @@ impl Loader {
                 format!("{} exists already", db_dir.display()),
             )));
         }
+        // The layout first, so that sled creates its files in it (see [`super::layout`]).
+        layout::create(db_dir, Layout::CURRENT)?;
         // sled's default cache is 1 GiB; loading writes each page once and needs little.
         let db = sled::Config::new()
             .path(db_dir)
             .cache_capacity(LOAD_CACHE_BYTES)
+            .segment_size(Layout::CURRENT.segment_size)
             .open()?;
         Ok(Loader {
+            dir: db_dir.to_path_buf(),
             db,
             tree: None,
             batch: sled::Batch::default(),
@@ -199,7 +205,10 @@ impl Loader {
             });
         }
         meta.insert(ID_FLOOR_KEY, &header.id_high_water.to_be_bytes())?;
+        // sled's flush alone is not safe against a power cut (see `super::commit`).
         self.db.flush()?;
+        std::fs::File::open(self.dir.join("db"))?.sync_all()?;
+        layout::sync_after_open(&self.dir)?;
         Ok(self.records)
     }
 }

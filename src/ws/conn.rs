@@ -15,7 +15,7 @@ use tokio::time::error::Elapsed;
 
 use super::frames::{self, ServerFrame};
 use super::limits::{RateLimit, Verdict};
-use super::outbox::{ConnHandle, SLOW_CONSUMER};
+use super::outbox::{ConnHandle, QueueBound, SLOW_CONSUMER};
 use crate::auth::{AuthError, AuthService, Authenticated};
 use crate::config::WsConfig;
 use crate::rooms::{code, Action, Caller, Request, RoomCommand, RoomError};
@@ -52,7 +52,10 @@ pub fn serve(
         state.connections.next_id(),
         auth.user.id,
         auth.token_hash,
-        config.outbound_queue,
+        QueueBound {
+            frames: config.outbound_queue,
+            bytes: config.outbound_queue_bytes,
+        },
     );
     state.connections.add(conn.clone());
     let writer = tokio::spawn(write_loop(
@@ -115,8 +118,13 @@ async fn read_loop(
     let stopping = state.stop_reading.cancelled();
     tokio::pin!(closing, stopping);
     loop {
+        // A client that does not read what it asked for is not read either: its next frame
+        // waits until its queue has drained below half its byte bound.
         let message = tokio::select! {
-            message = stream.next() => message,
+            message = async {
+                conn.drained().await;
+                stream.next().await
+            } => message,
             _ = &mut closing => break,
             () = &mut stopping => {
                 // The server closes every socket with 1001 once the rooms have flushed.

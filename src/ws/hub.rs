@@ -57,6 +57,18 @@ impl Connections {
         }
     }
 
+    /// Bytes queued for all sockets together, and for the one with the most (`/metrics`).
+    pub fn queued_bytes(&self) -> (usize, usize) {
+        let by_user = self.by_user.lock().unwrap_or_else(|p| p.into_inner());
+        by_user
+            .values()
+            .flatten()
+            .map(ConnHandle::queued_bytes)
+            .fold((0, 0), |(total, most), bytes| {
+                (total + bytes, most.max(bytes))
+            })
+    }
+
     /// Closes every socket (shutdown).
     pub fn close_all(&self, code: u16, reason: &'static str) {
         let by_user = self.by_user.lock().unwrap_or_else(|p| p.into_inner());

@@ -65,11 +65,16 @@ pub async fn upgrade(
         bytes => bytes,
     };
     let alive = state.sockets.token();
+    // What tungstenite may buffer beyond what it has written to the socket: the write task
+    // feeds it frames from the queue, so nothing larger than the queue's byte bound is ever
+    // handed over, and a write buffer past this fails the write (the socket closes).
+    let max_write_buffer = WRITE_BUFFER + state.config.ws.outbound_queue_bytes.max(1);
     upgrade
         .max_frame_size(limit)
         .max_message_size(limit)
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)
+        .max_write_buffer_size(max_write_buffer)
         .on_upgrade(move |socket| {
             // The socket is served by a task of its own, and the upgrade's task ends here: it
             // would otherwise keep about 1 KB of the upgrade's own state for as long as the

@@ -5,10 +5,16 @@
 //! The queue is a `VecDeque` under a mutex rather than a channel: most sockets sit idle, and a
 //! channel allocates a block of slots (and a cache-padded header) up front for every socket,
 //! about 1.6 KB, where an empty deque allocates nothing. The mutex is held only to push or pop.
+//!
+//! The queue is bounded twice: in frames, and in the bytes those frames hold. A frame count
+//! alone lets one socket that never reads pile up hundreds of large answers (gigabytes); the
+//! byte bound caps what any socket can make the server hold. While more than half the byte
+//! bound is queued, the socket's read task stops reading its frames ([`ConnHandle::drained`]),
+//! so a client cannot keep asking for answers it does not read.
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
@@ -36,9 +42,13 @@ struct Inner {
     user: u64,
     session: TokenHash,
     capacity: usize,
+    /// Bytes the queued frames may hold at most.
+    max_bytes: usize,
     queue: Mutex<Queue>,
     /// Wakes the write task when a frame arrives in an empty queue.
     ready: Notify,
+    /// Wakes the read task when the queue falls below half its byte bound.
+    drained: Notify,
     /// When the client was last heard from, in ms after [`epoch`] (the idle timeout).
     heard: AtomicU64,
     close: OnceLock<(u16, Cow<'static, str>)>,
@@ -48,6 +58,8 @@ struct Inner {
 #[derive(Default)]
 struct Queue {
     frames: VecDeque<Utf8Bytes>,
+    /// What the queued frames hold, in bytes.
+    bytes: usize,
     /// Set when the write task ends: nothing more is queued.
     shut: bool,
 }
@@ -55,6 +67,9 @@ struct Queue {
 impl Queue {
     fn pop(&mut self) -> Option<Utf8Bytes> {
         let frame = self.frames.pop_front();
+        if let Some(frame) = &frame {
+            self.bytes -= frame.len();
+        }
         if self.frames.is_empty() && self.frames.capacity() > KEEP_SLOTS {
             self.frames.shrink_to(KEEP_SLOTS);
         }
@@ -62,17 +77,28 @@ impl Queue {
     }
 }
 
+/// How much a socket's queue may hold.
+#[derive(Debug, Clone, Copy)]
+pub struct QueueBound {
+    /// Frames (`ws.outbound_queue`).
+    pub frames: usize,
+    /// Bytes (`ws.outbound_queue_bytes`).
+    pub bytes: usize,
+}
+
 impl ConnHandle {
-    /// A socket whose queue holds at most `capacity` frames (`ws.outbound_queue`).
-    pub fn new(id: ConnId, user: u64, session: TokenHash, capacity: usize) -> Self {
+    /// A socket whose queue holds at most `bound` frames and bytes.
+    pub fn new(id: ConnId, user: u64, session: TokenHash, bound: QueueBound) -> Self {
         ConnHandle {
             inner: Arc::new(Inner {
                 id,
                 user,
                 session,
-                capacity: capacity.max(1),
+                capacity: bound.frames.max(1),
+                max_bytes: bound.bytes.max(1),
                 queue: Mutex::new(Queue::default()),
                 ready: Notify::new(),
+                drained: Notify::new(),
                 heard: AtomicU64::new(since_epoch(Instant::now())),
                 close: OnceLock::new(),
                 closed: Notify::new(),
@@ -98,7 +124,9 @@ impl ConnHandle {
         if queue.shut {
             return false;
         }
-        if queue.frames.len() >= self.inner.capacity {
+        let full = queue.frames.len() >= self.inner.capacity
+            || queue.bytes + frame.len() > self.inner.max_bytes;
+        if full {
             drop(queue);
             metrics::counter!("hearth_ws_slow_consumers_total").increment(1);
             self.close(SLOW_CONSUMER.0, SLOW_CONSUMER.1);
@@ -106,6 +134,11 @@ impl ConnHandle {
         }
         let was_empty = queue.frames.is_empty();
         queue.frames.push_back(frame.clone());
+        queue.bytes += frame.len();
+        // Read first: the shared counter is written only when a queue sets a new record.
+        if queue.bytes > PEAK_BYTES.load(Ordering::Relaxed) {
+            PEAK_BYTES.fetch_max(queue.bytes, Ordering::Relaxed);
+        }
         drop(queue);
         if was_empty {
             // Stores a permit if the write task is not waiting yet, so no wake-up is lost.
@@ -116,20 +149,51 @@ impl ConnHandle {
 
     /// The oldest queued frame, if any (for the write task).
     pub fn try_next_frame(&self) -> Option<Utf8Bytes> {
-        self.queue().pop()
+        let mut queue = self.queue();
+        let was_high = queue.bytes >= self.watermark();
+        let frame = queue.pop();
+        let crossed = was_high && queue.bytes < self.watermark();
+        drop(queue);
+        // Only the pop that takes the queue below the watermark wakes the reader.
+        if crossed {
+            self.inner.drained.notify_waiters();
+        }
+        frame
+    }
+
+    /// Bytes queued and not yet taken by the write task.
+    pub fn queued_bytes(&self) -> usize {
+        self.queue().bytes
+    }
+
+    /// Half the byte bound: above it the socket's frames are not read.
+    fn watermark(&self) -> usize {
+        self.inner.max_bytes / 2
+    }
+
+    /// Resolves once the queue holds less than half its byte bound (at once if it does), or
+    /// it is shut. The read task waits on it before reading the client's next frame.
+    pub async fn drained(&self) {
+        loop {
+            let notified = self.inner.drained.notified();
+            {
+                let queue = self.queue();
+                if queue.shut || queue.bytes < self.watermark() {
+                    return;
+                }
+            }
+            notified.await;
+        }
     }
 
     /// The oldest queued frame, waiting for one; `None` once the queue is shut.
     pub async fn next_frame(&self) -> Option<Utf8Bytes> {
         loop {
-            {
-                let mut queue = self.queue();
-                if let Some(frame) = queue.pop() {
-                    return Some(frame);
-                }
-                if queue.shut {
-                    return None;
-                }
+            if let Some(frame) = self.try_next_frame() {
+                return Some(frame);
+            }
+            if self.queue().shut {
+                return None;
             }
             self.inner.ready.notified().await;
         }
@@ -140,8 +204,10 @@ impl ConnHandle {
         let mut queue = self.queue();
         queue.shut = true;
         queue.frames = VecDeque::new();
+        queue.bytes = 0;
         drop(queue);
         self.inner.ready.notify_one();
+        self.inner.drained.notify_waiters();
     }
 
     /// Notes that the client was just heard from.
@@ -185,6 +251,14 @@ impl ConnHandle {
     }
 }
 
+/// The most bytes any socket's queue has held since the process started (`/metrics`).
+static PEAK_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+/// The most bytes any one socket's queue has held since the process started.
+pub fn peak_queued_bytes() -> usize {
+    PEAK_BYTES.load(Ordering::Relaxed)
+}
+
 /// A fixed instant that times of this module are counted from.
 fn epoch() -> Instant {
     static EPOCH: OnceLock<Instant> = OnceLock::new();
@@ -203,9 +277,63 @@ mod tests {
         Utf8Bytes::from(text.to_string())
     }
 
+    fn frames(frames: usize) -> QueueBound {
+        QueueBound {
+            frames,
+            bytes: 1 << 20,
+        }
+    }
+
+    #[test]
+    fn the_queue_is_bounded_in_bytes_as_well_as_frames() {
+        let conn = ConnHandle::new(
+            1,
+            1,
+            [0; 32],
+            QueueBound {
+                frames: 100,
+                bytes: 10,
+            },
+        );
+        assert!(conn.deliver(&frame("1234")));
+        assert!(conn.deliver(&frame("123456")));
+        assert_eq!(conn.queued_bytes(), 10);
+        assert!(!conn.deliver(&frame("x")), "one byte more than the bound");
+        assert_eq!(conn.inner.close.get().map(|c| c.0), Some(SLOW_CONSUMER.0));
+        conn.try_next_frame();
+        assert_eq!(conn.queued_bytes(), 6);
+    }
+
+    #[tokio::test]
+    async fn the_reader_waits_while_more_than_half_the_bytes_are_queued() {
+        let conn = ConnHandle::new(
+            1,
+            1,
+            [0; 32],
+            QueueBound {
+                frames: 100,
+                bytes: 10,
+            },
+        );
+        assert!(conn.deliver(&frame("123")));
+        conn.drained().await; // 3 of 10: reading goes on
+        assert!(conn.deliver(&frame("45")));
+        let reader = tokio::spawn({
+            let conn = conn.clone();
+            async move { conn.drained().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!reader.is_finished(), "5 of 10 bytes queued: reading waits");
+        conn.try_next_frame();
+        tokio::time::timeout(Duration::from_secs(5), reader)
+            .await
+            .expect("the pop below half wakes the reader")
+            .unwrap();
+    }
+
     #[test]
     fn frames_come_out_in_order_and_a_full_queue_closes_as_slow_consumer() {
-        let conn = ConnHandle::new(1, 1, [0; 32], 3);
+        let conn = ConnHandle::new(1, 1, [0; 32], frames(3));
         for text in ["a", "b", "c"] {
             assert!(conn.deliver(&frame(text)));
         }
@@ -218,7 +346,7 @@ mod tests {
 
     #[test]
     fn a_shut_queue_drops_its_frames_and_refuses_more() {
-        let conn = ConnHandle::new(1, 1, [0; 32], 8);
+        let conn = ConnHandle::new(1, 1, [0; 32], frames(8));
         assert!(conn.deliver(&frame("a")));
         conn.shut();
         assert_eq!(conn.try_next_frame(), None);
@@ -228,7 +356,7 @@ mod tests {
 
     #[test]
     fn a_drained_queue_gives_back_a_burst_sized_buffer() {
-        let conn = ConnHandle::new(1, 1, [0; 32], 1024);
+        let conn = ConnHandle::new(1, 1, [0; 32], frames(1024));
         for _ in 0..500 {
             assert!(conn.deliver(&frame("x")));
         }
@@ -239,7 +367,7 @@ mod tests {
 
     #[tokio::test]
     async fn hearing_from_the_client_moves_its_last_heard_time() {
-        let conn = ConnHandle::new(1, 1, [0; 32], 8);
+        let conn = ConnHandle::new(1, 1, [0; 32], frames(8));
         let opened = conn.heard_at();
         tokio::time::sleep(Duration::from_millis(30)).await;
         assert_eq!(conn.heard_at(), opened, "nothing heard yet");
@@ -250,7 +378,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_writer_wakes_for_a_frame_delivered_while_it_waits() {
-        let conn = ConnHandle::new(1, 1, [0; 32], 8);
+        let conn = ConnHandle::new(1, 1, [0; 32], frames(8));
         let writer = tokio::spawn({
             let conn = conn.clone();
             async move { conn.next_frame().await }

@@ -1,18 +1,25 @@
 // Two people in two browser contexts: sign up, create, join by link, chat, react, type.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startHearth } from './lib/hearth.js';
+import { startHearth, register, Client } from './lib/hearth.js';
 import {
-  launch, openPage, assertClean, signUpWithForm, createRoom, send, messages, messageRow, username,
+  launch, openPage, assertClean, signUpWithForm, signUpQuietly, createRoom, send, messages, messageRow, username,
+  escapeRe, watchNoise, toolsShown, overlap, snap,
 } from './lib/ui.js';
 
 let server;
 let browser;
 
 before(async () => {
-  server = await startHearth();
+  // The quote bot is pointed at an address it may not reach, to see what the room is told.
+  server = await startHearth({ env: { HEARTH_PLUGIN__STOCKS__SETTINGS__BASE_URL: 'http://127.0.0.1:9' } });
   browser = await launch();
 });
+
+/** Exactly `text`, case and all (Playwright's string matching ignores case). */
+function exact(text) {
+  return new RegExp(escapeRe(text));
+}
 
 after(async () => {
   await browser?.close();
@@ -22,8 +29,9 @@ after(async () => {
 test('two people chat, react and see each other typing', async () => {
   const alice = await openPage(browser);
   const bob = await openPage(browser);
-  const aliceName = username('alice');
-  const bobName = username('bob');
+  // Capitals: a username is lower-cased, and the name typed at sign-up is the display name.
+  const aliceName = username('Alice');
+  const bobName = username('Bob');
 
   // Alice signs up with the form and creates a room; the share dialog copies its link.
   await alice.context().grantPermissions(['clipboard-read', 'clipboard-write'], { origin: server.url });
@@ -37,24 +45,33 @@ test('two people chat, react and see each other typing', async () => {
   assert.equal(await alice.evaluate(() => navigator.clipboard.readText()), `${server.url}/r/${code}`);
   assert.equal(new URL(alice.url()).pathname, `/r/${code}`);
 
-  // Bob opens the link signed out: he is asked to sign in, then lands in the room.
+  // Bob opens the link signed out: being new, he is asked to create an account to join the
+  // room, which is named; then he lands in it.
   await bob.goto(`${server.url}/r/${code}`);
-  await bob.getByText(`Sign in to join room ${code}`).waitFor();
+  await bob.getByRole('heading', { name: 'Join “Book club” on Hearth' }).waitFor();
+  assert.equal(await bob.locator('.auth-form button[type=submit]').textContent(), 'Create account');
+  await bob.getByText('You were sent a link to Book club').waitFor();
   await signUpWithForm(bob, bobName);
   await bob.locator('.room-name', { hasText: 'Book club' }).waitFor();
   assert.equal(new URL(bob.url()).pathname, `/r/${code}`);
   await bob.locator('.room-link', { hasText: 'Book club' }).waitFor();
 
-  // Alice sees Bob arrive: a system line and an online member.
-  await alice.locator('.system-join', { hasText: `${bobName} joined` }).waitFor();
-  await alice.locator('.member.online', { hasText: bobName }).waitFor();
+  // Alice sees Bob arrive, by his display name (not his lower-cased username): a system line
+  // and an online member.
+  await alice.locator('.system-join', { hasText: exact(`${bobName} joined`) }).waitFor();
+  await alice.locator('.member.online', { hasText: exact(bobName) }).waitFor();
 
-  // Bob types; Alice sees it.
+  // Bob types; Alice sees it, with one ellipsis (the line's dots), not the words' and the dots.
   await bob.locator('#composer').pressSequentially('hel', { delay: 30 });
-  await alice.getByText(`${bobName} is typing…`).waitFor();
+  const typing = alice.locator('.typing.active');
+  await typing.filter({ hasText: exact(`${bobName} is typing`) }).waitFor();
+  const dots = await typing.evaluate((el) => ({
+    text: el.textContent, animated: getComputedStyle(el, '::after').animationName !== 'none',
+  }));
+  assert.ok(!(dots.animated && /(…|\.)$/.test(dots.text)), `typing line ${JSON.stringify(dots)}`);
   await bob.locator('#composer').fill('');
 
-  // They exchange messages; each appears once on both pages.
+  // They exchange messages; each appears once on both pages, under the author's display name.
   await send(bob, 'Hi Alice! Read chapter 3 yet?');
   await send(alice, 'Hello Bob, almost done');
   for (const page of [alice, bob]) {
@@ -62,6 +79,14 @@ test('two people chat, react and see each other typing', async () => {
     await messages(page, 'Hello Bob, almost done').waitFor();
     assert.equal(await messages(page, 'Hi Alice! Read chapter 3 yet?').count(), 1);
   }
+  const bobGroup = alice.locator('.group').filter({ has: alice.locator('.text', { hasText: 'Read chapter 3 yet?' }) });
+  assert.equal(await bobGroup.locator('.author').textContent(), bobName);
+
+  // A toast (the room's link copied) leaves the room's header and its code chip uncovered.
+  await alice.locator('.code-chip').click();
+  const toast = alice.locator('.toast', { hasText: 'Link copied' });
+  await toast.waitFor();
+  assert.equal(await overlap(toast, alice.locator('.room-head')), false, 'the toast covers the header');
   // The typing line clears once Bob's message is in.
   await alice.locator('.typing.active').waitFor({ state: 'detached' }).catch(() => {});
   assert.equal((await alice.locator('.typing').textContent()).trim(), '');
@@ -207,3 +232,144 @@ test('keyboard only: write, send, and react through the picker', async () => {
   await assertClean(page);
   await page.context().close();
 });
+
+test('a signed-out load asks nothing that fails: no 401, no refused socket', async () => {
+  const page = await openPage(browser);
+  const noise = watchNoise(page);
+  for (const path of ['/r/ABCDEF', '/']) {
+    await page.goto(server.url + path);
+    await page.locator('.auth-form').waitFor();
+    await page.waitForLoadState('networkidle');
+  }
+  assert.deepEqual(noise, []);
+  // Signed in, then out: the next load is quiet again.
+  await signUpWithForm(page, username('quiet'));
+  await page.getByRole('heading', { name: /Welcome/ }).waitFor();
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.locator('.auth-form').waitFor();
+  noise.length = 0;
+  await page.reload();
+  await page.locator('.auth-form').waitFor();
+  await page.waitForLoadState('networkidle');
+  assert.deepEqual(noise, []);
+  await assertClean(page);
+  await page.context().close();
+});
+
+test('one person: title counts, commands, the quote bot failing and drafts', async () => {
+  const page = await openPage(browser);
+  const me = username('Dana');
+  await signUpQuietly(page, server.url, me);
+  await page.goto(server.url);
+  const kitchen = await createRoom(page, 'Kitchen');
+  const garden = await createRoom(page, 'Garden');
+  const carol = await register(server.url, username('carol'));
+  const client = await Client.connect(server.url, carol.token);
+  await client.join(kitchen);
+  await client.join(garden);
+  await page.locator('.member.online', { hasText: carol.user.display_name }).waitFor();
+
+  // Garden is open; a message in Kitchen counts in the title, and stays counted when who is
+  // online in Garden changes (Carol's socket closes).
+  await client.send(kitchen, 'soup is on');
+  await page.waitForFunction(() => document.title === '(1) Garden · Hearth');
+  await client.close();
+  await page.locator('.member:not(.online)', { hasText: carol.user.display_name }).waitFor();
+  assert.equal(await page.title(), '(1) Garden · Hearth');
+
+  // In a background tab, a message in the open room counts too, until the tab is looked at.
+  const setHidden = (hidden) => page.evaluate((h) => {
+    Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => (h ? 'hidden' : 'visible') });
+    document.dispatchEvent(new Event('visibilitychange'));
+  }, hidden);
+  await setHidden(true);
+  const again = await Client.connect(server.url, carol.token);
+  await again.join(garden);
+  await again.send(garden, 'anyone watering today?');
+  await page.waitForFunction(() => document.title === '(2) Garden · Hearth');
+  await setHidden(false);
+  await page.waitForFunction(() => document.title === '(1) Garden · Hearth');
+  await again.close();
+
+  // /help is answered to me alone, and leaves no "Sending…" row behind; nor does an unknown
+  // command.
+  await send(page, '/help');
+  await page.locator('.notice', { hasText: '/stock' }).waitFor();
+  await page.locator('.pending-log .pending').waitFor({ state: 'detached' });
+  await send(page, '/nosuchthing');
+  await page.locator('.toast', { hasText: '/nosuchthing is not a command here' }).waitFor();
+  await page.locator('.pending-log .pending').waitFor({ state: 'detached' });
+
+  // The quote bot cannot reach its service: the room reads a sentence for people; the address
+  // and the error go to the server's log.
+  await send(page, '/stock AAPL');
+  const reply = page.locator('.group-bot .text', { hasText: "Couldn't reach the quote service" });
+  await reply.waitFor();
+  assert.ok(!(await page.locator('.log-region').textContent()).includes('127.0.0.1'), 'the room is shown the address');
+  await waitFor(() => server.logs.some((line) => line.includes('quote service at http://127.0.0.1:9')), 'the detail in the log');
+
+  // Drafts are kept per room, across a reload.
+  await page.locator('#composer').fill('half a thought');
+  await page.locator('.room-link', { hasText: 'Kitchen' }).click();
+  await page.locator('.room-name', { hasText: 'Kitchen' }).waitFor();
+  assert.equal(await page.locator('#composer').inputValue(), '');
+  await page.locator('#composer').pressSequentially('kitchen draft');
+  await page.reload();
+  await page.locator('.room-name', { hasText: 'Kitchen' }).waitFor();
+  assert.equal(await page.locator('#composer').inputValue(), 'kitchen draft');
+  await page.locator('.room-link', { hasText: 'Garden' }).click();
+  await page.locator('.room-name', { hasText: 'Garden' }).waitFor();
+  assert.equal(await page.locator('#composer').inputValue(), 'half a thought');
+  await page.locator('#composer').press('Enter');
+  await messages(page, 'half a thought').waitFor();
+  await page.reload();
+  await page.locator('.room-name', { hasText: 'Garden' }).waitFor();
+  assert.equal(await page.locator('#composer').inputValue(), '');
+  await assertClean(page);
+  await page.context().close();
+});
+
+test('phone: a tapped message shows its tools until the next tap, hover aside', async () => {
+  const account = await register(server.url, username('tap'));
+  const page = await openPage(browser, { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+  await signUpQuietly(page, server.url, username('Phone'));
+  await page.goto(server.url);
+  const code = await createRoom(page, 'Taps');
+  const client = await Client.connect(server.url, account.token);
+  await client.join(code);
+  await client.send(code, 'first line');
+  await client.send(code, 'second line');
+  await client.close();
+  const first = messageRow(page, 'first line');
+  const second = messageRow(page, 'second line');
+  await second.waitFor();
+  assert.equal(await toolsShown(first), false);
+  await first.locator('.text').tap();
+  assert.equal(await toolsShown(first), true);
+  // Tapped again: gone, though the tap left :hover on it.
+  await first.locator('.text').tap();
+  assert.equal(await toolsShown(first), false);
+  // Shown, then a tap elsewhere (another message, the header) hides it.
+  await first.locator('.text').tap();
+  await second.locator('.text').tap();
+  assert.equal(await toolsShown(first), false);
+  assert.equal(await toolsShown(second), true);
+  await page.locator('.room-head .room-name').tap();
+  assert.equal(await toolsShown(second), false);
+  // A toast stays clear of the header here too.
+  await page.locator('.code-chip').tap();
+  const toast = page.locator('.toast');
+  await toast.first().waitFor();
+  assert.equal(await overlap(toast.first(), page.locator('.room-head')), false, 'the toast covers the header');
+  await snap(page, 'phone-light-toast');
+  await assertClean(page);
+  await page.context().close();
+});
+
+async function waitFor(check, what, timeout = 10000) {
+  const end = Date.now() + timeout;
+  while (!check()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}

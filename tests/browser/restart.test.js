@@ -1,12 +1,15 @@
 // The server restarts mid-conversation. Both pages notice, reconnect by themselves and resume
 // with `since`: a message posted while they were away (by a third client over the socket)
-// shows exactly once, and so does a message typed on a page while it was offline.
+// shows exactly once, and so does a message typed on a page while it was offline. A page
+// reloaded while the server is down is served by the service worker: the room as last seen,
+// and a banner saying it is offline.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startHearth, register, Client } from './lib/hearth.js';
 import {
   launch, openPage, assertClean, signUpQuietly, createRoom, send, messages, waitOpen, username, snap,
 } from './lib/ui.js';
+import { assertAccessible } from './lib/axe.js';
 
 const cleanup = [];
 after(async () => {
@@ -43,6 +46,18 @@ test('both pages reconnect after a restart and miss nothing, twice nothing', asy
   for (const page of [alice, bob]) await messages(page, 'me too').waitFor();
   await waitOpen(alice);
   await waitOpen(bob);
+  await alice.locator('.member.online', { hasText: bobName }).waitFor();
+  // Bob's page has its worker, and has kept the room's newest messages.
+  await bob.evaluate(() => navigator.serviceWorker.ready.then(() => null));
+  await bob.waitForFunction(() => navigator.serviceWorker.controller !== null);
+  const kept = () => bob.evaluate(async () => {
+    const keys = (await (await caches.open('hearth-data')).keys()).map((r) => new URL(r.url).pathname);
+    return ['/api/session', '/api/rooms'].every((k) => keys.includes(k)) && keys.some((k) => k.endsWith(location.pathname.slice(3)));
+  });
+  for (let tries = 0; !(await kept()); tries++) {
+    assert.ok(tries < 100, 'the room is kept for offline use');
+    await bob.waitForTimeout(100);
+  }
 
   // The server goes down (SIGTERM: sockets close with 1001). Both pages say so.
   await server.stop();
@@ -50,6 +65,17 @@ test('both pages reconnect after a restart and miss nothing, twice nothing', asy
     await page.waitForFunction(() => ['waiting', 'reconnecting'].includes(document.body.dataset.conn));
     await page.locator('.offline-banner').waitFor();
   }
+  // With her own socket down, Alice's page no longer claims anyone is online.
+  assert.equal(await alice.locator('.member.online').count(), 0, 'online dots while offline');
+
+  // Bob reloads with the server down: the worker's copy of the page, the room as he last saw
+  // it, and the offline banner.
+  await bob.reload();
+  await bob.locator('.room-name', { hasText: 'Night shift' }).waitFor();
+  for (const text of ['before the restart', 'me too']) await messages(bob, text).waitFor();
+  await bob.locator('.offline-banner', { hasText: 'Offline' }).waitFor();
+  await snap(bob, 'desktop-light-offline-reload');
+  await assertAccessible(bob, 'the room reloaded offline');
   // Alice writes while offline: the message waits on her page.
   await send(alice, 'typed while offline');
   await alice.locator('.pending', { hasText: 'typed while offline' }).waitFor();

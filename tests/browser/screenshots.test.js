@@ -5,6 +5,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startHearth, register, Client } from './lib/hearth.js';
 import { launch, openPage, assertClean, signUpQuietly, messages, messageRow, snap } from './lib/ui.js';
+import { assertAccessible } from './lib/axe.js';
 
 let server;
 let browser;
@@ -77,9 +78,13 @@ for (const scheme of ['light', 'dark']) {
       const page = await openPage(browser, { ...options, colorScheme: scheme });
       const width = options.viewport.width;
       await page.goto(`${server.url}/r/${code}`);
-      await page.getByText(`Sign in to join room ${code}`).waitFor();
-      await shoot(page, `${device}-${scheme}-signin`);
+      await page.getByRole('heading', { name: 'Join “Saturday potluck” on Hearth' }).waitFor();
+      await shoot(page, `${device}-${scheme}-invite`);
       await assertFits(page, width);
+      await assertAccessible(page, `${device} ${scheme}: the invite's sign-up page`);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page.getByRole('heading', { name: 'Sign in to join “Saturday potluck”' }).waitFor();
+      await assertAccessible(page, `${device} ${scheme}: the invite's sign-in page`);
 
       const name = `${device[0]}${scheme[0]}guest`;
       await signUpQuietly(page, server.url, name);
@@ -90,6 +95,7 @@ for (const scheme of ['light', 'dark']) {
       await page.locator('#composer').blur();
       await shoot(page, `${device}-${scheme}-room`);
       await assertFits(page, width);
+      await assertAccessible(page, `${device} ${scheme}: a room with history`);
 
       // The composer is on screen, above the bottom edge.
       const composer = await page.locator('.composer-box').boundingBox();
@@ -117,6 +123,7 @@ for (const scheme of ['light', 'dark']) {
         await page.getByRole('button', { name: /^Members:/ }).tap();
         await page.locator('.members-open').waitFor();
         await shoot(page, `${device}-${scheme}-members`);
+        await assertAccessible(page, `${device} ${scheme}: the members panel`);
         await page.getByRole('button', { name: 'Close members' }).tap();
         await page.getByRole('button', { name: 'Show rooms' }).tap();
         await page.locator('.sidebar-open').waitFor();
@@ -126,6 +133,12 @@ for (const scheme of ['light', 'dark']) {
         await page.getByRole('link', { name: 'Hearth home' }).click();
         await page.getByRole('heading', { name: /Welcome/ }).waitFor();
         await shoot(page, `${device}-${scheme}-home`);
+        await assertAccessible(page, `${device} ${scheme}: home`);
+        // Signed out: the plain sign-in page.
+        await page.getByRole('button', { name: 'Sign out' }).click();
+        await page.getByRole('heading', { name: 'Welcome back' }).waitFor();
+        await shoot(page, `${device}-${scheme}-signin`);
+        await assertAccessible(page, `${device} ${scheme}: the sign-in page`);
       }
       await assertClean(page);
       await page.context().close();

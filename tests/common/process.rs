@@ -53,13 +53,18 @@ pub fn start(dir: &Path, data: &Path) -> Running {
 /// Like [`start`], with `HEARTH_*` variables for the configuration.
 pub fn start_with_env(dir: &Path, data: &Path, env: &[(&str, &str)]) -> Running {
     let mut cmd = hearth(dir);
-    cmd.args(["--bind", "127.0.0.1:0", "--data-dir"])
-        .arg(data)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.args(["--bind", "127.0.0.1:0", "--data-dir"]).arg(data);
     for (key, value) in env {
         cmd.env(key, value);
     }
+    start_command(cmd).unwrap_or_else(|logs| panic!("server exited before serving:\n{logs}"))
+}
+
+/// Starts `cmd` (a [`hearth`] command with whatever arguments the caller chose) and waits
+/// for its "serving on" line. A server that exits first is an `Err` with everything it
+/// printed.
+pub fn start_command(mut cmd: Command) -> Result<Running, String> {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap();
     let stdout = child.stdout.take().unwrap();
     let stderr = child.stderr.take().unwrap();
@@ -69,7 +74,16 @@ pub fn start_with_env(dir: &Path, data: &Path, env: &[(&str, &str)]) -> Running 
     };
     let mut lines = BufReader::new(stdout).lines();
     let base = loop {
-        let line = lines.next().expect("server exited before serving").unwrap();
+        let Some(line) = lines.next() else {
+            let _ = child.wait();
+            let mut said = logs.lock().unwrap().join("\n");
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                said.push('\n');
+                said.push_str(&line);
+            }
+            return Err(said);
+        };
+        let line = line.unwrap();
         keep(&logs, &line);
         if let Some(rest) = line.split("serving on ").nth(1) {
             break rest.trim().to_string();
@@ -90,12 +104,12 @@ pub fn start_with_env(dir: &Path, data: &Path, env: &[(&str, &str)]) -> Running 
             }
         }),
     ];
-    Running {
+    Ok(Running {
         child,
         base,
         logs,
         readers,
-    }
+    })
 }
 
 pub fn signal(child: &Child, name: &str) {

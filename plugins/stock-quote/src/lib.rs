@@ -4,7 +4,7 @@
 
 mod quote;
 
-use hearth_bot_sdk::{http, setting, Bot, Command, CommandSpec, Response};
+use hearth_bot_sdk::{http, log, setting, Bot, Command, CommandSpec, Response};
 
 /// Where quotes come from unless `[plugin.stocks.settings] base_url` says otherwise (a test
 /// server, a mirror).
@@ -23,7 +23,11 @@ impl Bot for Stocks {
     fn handle(command: &Command) -> Response {
         let base_url = setting("base_url").filter(|url| !url.is_empty());
         let base_url = base_url.as_deref().unwrap_or(DEFAULT_BASE_URL);
-        Response::reply(quote::answer(&command.args, base_url, http::get))
+        let answer = quote::answer(&command.args, base_url, http::get);
+        if let Some(detail) = &answer.log {
+            log::warn(detail);
+        }
+        Response::reply(answer.reply)
     }
 }
 

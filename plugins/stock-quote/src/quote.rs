@@ -10,15 +10,30 @@ const MAX_SYMBOL_CHARS: usize = 20;
 /// How much of a rejected symbol the reply quotes back.
 const ECHO_CHARS: usize = 24;
 
-/// The reply to `/stock ARGS`, fetching with `fetch` from Stooq at `base_url`.
+/// What `/stock ARGS` gives: the reply the room reads and, when something went wrong on the
+/// way to the quote service, the detail for the operator's log (addresses and error texts are
+/// for whoever runs the server, not for the people in the room).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub reply: String,
+    pub log: Option<String>,
+}
+
+/// The answer to `/stock ARGS`, fetching with `fetch` from Stooq at `base_url`.
 pub fn answer(
     args: &str,
     base_url: &str,
     fetch: impl FnOnce(&str) -> Result<Response, HttpError>,
-) -> String {
+) -> Answer {
     match quote(args, base_url, fetch) {
-        Ok(quote) => describe(&quote),
-        Err(failure) => failure.message(),
+        Ok(quote) => Answer {
+            reply: describe(&quote),
+            log: None,
+        },
+        Err(failure) => Answer {
+            reply: failure.message(),
+            log: failure.detail(base_url),
+        },
     }
 }
 
@@ -59,23 +74,17 @@ impl Failure {
                 "\"{}\" is not a stock symbol: use 1 to {MAX_SYMBOL_CHARS} letters, digits, '.', '-' or '^'.",
                 shorten(input, ECHO_CHARS)
             ),
-            Failure::Http(HttpError::NotAllowed(detail)) => format!(
-                "I am not allowed to reach the quote service ({detail}); an admin can add its host to allow_hosts under [plugin.stocks]."
-            ),
-            Failure::Http(HttpError::InvalidRequest(detail)) => format!(
-                "The quote service's address is not usable ({detail}); an admin should check base_url under [plugin.stocks.settings]."
-            ),
+            Failure::Http(HttpError::NotAllowed(_) | HttpError::InvalidRequest(_)) => {
+                "Couldn't reach the quote service: this server's settings for it need a look (its log says more).".to_owned()
+            }
             Failure::Http(HttpError::Timeout) => {
                 "The quote service did not answer in time; try again later.".to_owned()
             }
-            Failure::Http(HttpError::TooLarge) => {
-                "The quote service sent far more than a quote; try again later.".to_owned()
+            Failure::Http(HttpError::TooLarge) | Failure::Status(_) => {
+                "The quote service sent something other than a quote; try again later.".to_owned()
             }
-            Failure::Http(HttpError::Connection(detail)) => {
-                format!("Could not reach the quote service ({detail}); try again later.")
-            }
-            Failure::Status(status) => {
-                format!("The quote service answered with HTTP {status}; try again later.")
+            Failure::Http(HttpError::Connection(_)) => {
+                "Couldn't reach the quote service; try again later.".to_owned()
             }
             Failure::UnknownSymbol(symbol) => {
                 format!("No quote for {symbol}: the quote service does not know that symbol.")
@@ -84,6 +93,26 @@ impl Failure {
                 "The quote service sent an answer I could not read; try again later.".to_owned()
             }
         }
+    }
+
+    /// The operator's side of a failure to get a quote: what went wrong, and where; `None` for
+    /// the replies that say all there is (a bad or unknown symbol).
+    pub fn detail(&self, base_url: &str) -> Option<String> {
+        let what = match self {
+            Failure::NoSymbol | Failure::BadSymbol(_) | Failure::UnknownSymbol(_) => return None,
+            Failure::Http(HttpError::NotAllowed(detail)) => {
+                format!("not allowed ({detail}): add the host to allow_hosts under [plugin.stocks]")
+            }
+            Failure::Http(HttpError::InvalidRequest(detail)) => format!(
+                "unusable address ({detail}): check base_url under [plugin.stocks.settings]"
+            ),
+            Failure::Http(HttpError::Timeout) => "no answer in time".to_owned(),
+            Failure::Http(HttpError::TooLarge) => "the answer was too large".to_owned(),
+            Failure::Http(HttpError::Connection(detail)) => format!("connection failed: {detail}"),
+            Failure::Status(status) => format!("answered with HTTP {status}"),
+            Failure::Malformed => "the answer is not the expected CSV".to_owned(),
+        };
+        Some(format!("quote service at {base_url}: {what}"))
     }
 }
 
@@ -319,63 +348,102 @@ mod tests {
         assert_eq!(describe(&quote), "AAPL.US quote is $181.18 per share");
     }
 
+    /// The command's arguments, what the fetch gives, the reply, the detail for the log.
+    type Case = (
+        &'static str,
+        Result<Response, HttpError>,
+        &'static str,
+        Option<&'static str>,
+    );
+
     #[test]
-    fn every_outcome_has_a_short_reply() {
-        let cases: &[(&str, Result<Response, HttpError>, &str)] = &[
-            ("AAPL", ok(200, AAPL_CSV), "AAPL.US quote is $181.18 per share (2024-01-05 22:00:09)"),
-            ("", ok(200, AAPL_CSV), "Usage: /stock SYMBOL, for example /stock AAPL"),
+    fn every_outcome_has_a_short_reply_and_failures_log_their_detail() {
+        let not_allowed = "Couldn't reach the quote service: this server's settings for it need a look (its log says more).";
+        let not_a_quote = "The quote service sent something other than a quote; try again later.";
+        let cases: &[Case] = &[
+            ("AAPL", ok(200, AAPL_CSV), "AAPL.US quote is $181.18 per share (2024-01-05 22:00:09)", None),
+            ("", ok(200, AAPL_CSV), "Usage: /stock SYMBOL, for example /stock AAPL", None),
             (
                 "AAPL; rm -rf /",
                 ok(200, AAPL_CSV),
                 "\"AAPL; rm -rf /\" is not a stock symbol: use 1 to 20 letters, digits, '.', '-' or '^'.",
+                None,
             ),
             (
                 "this is a whole sentence, not a symbol",
                 ok(200, AAPL_CSV),
                 "\"this is a whole sentence…\" is not a stock symbol: use 1 to 20 letters, digits, '.', '-' or '^'.",
+                None,
             ),
             (
                 "ZZZZ",
                 ok(200, "Symbol,Date,Time,Open,High,Low,Close,Volume\r\nZZZZ.US,N/D,N/D,N/D,N/D,N/D,N/D,N/D\r\n"),
                 "No quote for ZZZZ.US: the quote service does not know that symbol.",
+                None,
             ),
-            ("AAPL", ok(503, ""), "The quote service answered with HTTP 503; try again later."),
-            ("AAPL", ok(404, AAPL_CSV), "The quote service answered with HTTP 404; try again later."),
-            ("AAPL", ok(200, "Exceeded the daily hits limit"), "The quote service sent an answer I could not read; try again later."),
+            ("AAPL", ok(503, ""), not_a_quote, Some("answered with HTTP 503")),
+            ("AAPL", ok(404, AAPL_CSV), not_a_quote, Some("answered with HTTP 404")),
+            (
+                "AAPL",
+                ok(200, "Exceeded the daily hits limit"),
+                "The quote service sent an answer I could not read; try again later.",
+                Some("the answer is not the expected CSV"),
+            ),
             (
                 "AAPL",
                 Err(HttpError::NotAllowed("stooq.com".into())),
-                "I am not allowed to reach the quote service (stooq.com); an admin can add its host to allow_hosts under [plugin.stocks].",
+                not_allowed,
+                Some("not allowed (stooq.com): add the host to allow_hosts under [plugin.stocks]"),
             ),
             (
                 "AAPL",
                 Err(HttpError::InvalidRequest("relative URL".into())),
-                "The quote service's address is not usable (relative URL); an admin should check base_url under [plugin.stocks.settings].",
+                not_allowed,
+                Some("unusable address (relative URL): check base_url under [plugin.stocks.settings]"),
             ),
-            ("AAPL", Err(HttpError::Timeout), "The quote service did not answer in time; try again later."),
-            ("AAPL", Err(HttpError::TooLarge), "The quote service sent far more than a quote; try again later."),
+            ("AAPL", Err(HttpError::Timeout), "The quote service did not answer in time; try again later.", Some("no answer in time")),
+            ("AAPL", Err(HttpError::TooLarge), not_a_quote, Some("the answer was too large")),
             (
                 "AAPL",
-                Err(HttpError::Connection("connection refused".into())),
-                "Could not reach the quote service (connection refused); try again later.",
+                Err(HttpError::Connection("error sending request for url (https://stooq.com/q/l/?s=aapl.us)".into())),
+                "Couldn't reach the quote service; try again later.",
+                Some("connection failed: error sending request for url (https://stooq.com/q/l/?s=aapl.us)"),
             ),
         ];
-        for (args, fetched, expected) in cases {
-            let reply = answer(args, "https://stooq.com", |url| {
+        for (args, fetched, expected, detail) in cases {
+            let answer = answer(args, "https://stooq.com", |url| {
                 assert!(
                     url.starts_with("https://stooq.com/q/l/?s="),
                     "fetched {url}"
                 );
                 fetched.clone()
             });
-            assert_eq!(reply, *expected, "args {args:?}, fetched {fetched:?}");
+            assert_eq!(
+                answer.reply, *expected,
+                "args {args:?}, fetched {fetched:?}"
+            );
+            assert_eq!(
+                answer.log,
+                detail.map(|d| format!("quote service at https://stooq.com: {d}")),
+                "args {args:?}, fetched {fetched:?}"
+            );
+            // The room never sees an address or the HTTP client's words.
+            assert!(
+                !answer.reply.contains("stooq.com") && !answer.reply.contains("request"),
+                "{}",
+                answer.reply
+            );
         }
     }
 
     #[test]
     fn nothing_is_fetched_for_a_bad_symbol() {
-        let reply = answer("no way", "https://stooq.com", |url| panic!("fetched {url}"));
-        assert!(reply.contains("is not a stock symbol"), "{reply}");
+        let answer = answer("no way", "https://stooq.com", |url| panic!("fetched {url}"));
+        assert!(
+            answer.reply.contains("is not a stock symbol"),
+            "{}",
+            answer.reply
+        );
     }
 
     #[test]

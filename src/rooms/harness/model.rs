@@ -18,7 +18,7 @@ use crate::rooms::Action;
 use crate::store::rooms::{Event, Item, ItemKind};
 
 const PEOPLE: usize = 4;
-const EMOJI: [&str; 3] = ["👍", "🎉", "x"];
+const EMOJI: [&str; 3] = ["👍", "🎉", "🔥"];
 
 #[derive(Debug, Clone)]
 enum Step {

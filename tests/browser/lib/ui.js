@@ -48,8 +48,11 @@ export async function assertClean(page) {
   assert.deepEqual([...page.problems, ...page.dialogs.map((d) => `dialog: ${d}`), ...csp.map((v) => `csp: ${v}`)], []);
 }
 
+/** Signs up with the form: the sign-in page switched to sign-up, or an invite's sign-up page as is. */
 export async function signUpWithForm(page, username) {
-  await page.getByRole('button', { name: 'Create an account' }).click();
+  await page.locator('.auth-form').waitFor();
+  const toSignUp = page.getByRole('button', { name: 'Create an account' });
+  if (await toSignUp.count()) await toSignUp.click();
   await page.getByLabel('Username').fill(username);
   await page.getByLabel('Password').fill(PASSWORD);
   await page.getByRole('button', { name: 'Create account' }).click();
@@ -104,6 +107,33 @@ export async function waitOpen(page, timeout = 20000) {
 
 export function escapeRe(text) {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/**
+ * Every console message and failed or refused request of a page from now on (openPage lets
+ * the expected ones through; this sees all).
+ */
+export function watchNoise(page) {
+  const noise = [];
+  page.on('console', (msg) => {
+    if (msg.type() === 'error' || msg.type() === 'warning') noise.push(`console ${msg.type()}: ${msg.text()}`);
+  });
+  page.on('response', (response) => {
+    if (response.status() >= 400) noise.push(`${response.status()} ${response.url()}`);
+  });
+  page.on('requestfailed', (request) => noise.push(`failed ${request.url()}: ${request.failure()?.errorText}`));
+  return noise;
+}
+
+/** The tools bubble of a message row is shown (opacity) or not. */
+export async function toolsShown(row) {
+  return row.locator('.msg-tools').evaluate((el) => getComputedStyle(el).opacity === '1');
+}
+
+/** Whether two elements' boxes overlap on screen. */
+export async function overlap(a, b) {
+  const [x, y] = [await a.boundingBox(), await b.boundingBox()];
+  return x.x < y.x + y.width && y.x < x.x + x.width && x.y < y.y + y.height && y.y < x.y + x.height;
 }
 
 /** A distinct username for this run. */
