@@ -204,6 +204,9 @@ pub struct WsConfig {
     /// Bytes the frames queued for one socket may hold; past it the socket is closed with
     /// 1013, and while more than half of it is queued the socket's frames are not read.
     pub outbound_queue_bytes: usize,
+    /// `join` and `history` answers one socket may have waiting in its rooms (built, not yet
+    /// handed to its queue); its next such frame is not read until one is; 0 = no limit.
+    pub max_answers_in_flight: usize,
     /// A write that has not completed after this long closes the socket with 1013.
     pub write_timeout_secs: u64,
     /// Sustained client frames per second per socket; 0 disables rate limiting.
@@ -246,6 +249,7 @@ impl Default for WsConfig {
             max_frame_bytes: 64 * 1024,
             outbound_queue: 256,
             outbound_queue_bytes: 2 << 20,
+            max_answers_in_flight: 2,
             write_timeout_secs: 10,
             rate_per_sec: 30,
             rate_burst: 60,

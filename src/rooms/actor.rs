@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use axum::extract::ws::Utf8Bytes;
 use futures_util::stream::{FuturesOrdered, StreamExt};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 
 use super::registry::{Registry, Retirement, RoomContext};
 use super::{RoomCommand, RoomError};
@@ -55,6 +55,9 @@ pub(super) enum Effect {
         done: oneshot::Sender<Result<bool, RoomError>>,
         posted: bool,
     },
+    /// The answer before it is in its socket's queue: the socket may send its next `join` or
+    /// `history` (the slot is given back as this is dropped).
+    FreeSlot(OwnedSemaphorePermit),
 }
 
 struct Batch {
@@ -367,6 +370,7 @@ impl RoomActor {
                     };
                     let _ = done.send(outcome);
                 }
+                Effect::FreeSlot(slot) => drop(slot),
                 // What the failed write would have meant is not shown to anyone.
                 Effect::Publish { .. } | Effect::ToUser { .. } => {}
             }

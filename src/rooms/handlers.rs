@@ -21,7 +21,8 @@ pub(super) const EMOJI_MAX_CHARS: usize = 16;
 type Outcome = Result<(), RoomError>;
 
 impl RoomActor {
-    pub(super) fn handle_client(&mut self, request: Request, action: Action) {
+    pub(super) fn handle_client(&mut self, mut request: Request, action: Action) {
+        let slot = request.answer_slot.take();
         let outcome = match action {
             Action::Join { since } => self.join(&request, since),
             Action::Leave => self.leave(&request),
@@ -45,6 +46,10 @@ impl RoomActor {
                 conn: request.conn,
                 frame,
             });
+        }
+        // Staged after the answer, so freed once the answer is in the socket's queue.
+        if let Some(slot) = slot {
+            self.staged.push(Effect::FreeSlot(slot));
         }
     }
 

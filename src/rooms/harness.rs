@@ -159,6 +159,7 @@ impl Harness {
                 display_name: person.record.display_name.clone(),
             }),
             reference,
+            answer_slot: None,
         };
         let actor = match self.actor(code) {
             Ok(actor) => actor,

@@ -28,7 +28,7 @@ pub mod view;
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, OwnedSemaphorePermit};
 
 use crate::store::jobs::JobRecord;
 use crate::store::StoreError;
@@ -111,6 +111,10 @@ pub struct Request {
     /// Shared by every frame of the socket, so a frame costs no copy of the names.
     pub caller: Arc<Caller>,
     pub reference: Option<String>,
+    /// For `join` and `history`: one of the socket's answer slots
+    /// (`ws.max_answers_in_flight`), held until the answer is handed to the socket's queue, so
+    /// that a socket cannot make a room build and hold answers faster than it takes them.
+    pub answer_slot: Option<OwnedSemaphorePermit>,
 }
 
 /// What a client asked of a room.

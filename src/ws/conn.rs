@@ -11,6 +11,7 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
+use tokio::sync::Semaphore;
 use tokio::time::error::Elapsed;
 
 use super::frames::{self, ServerFrame};
@@ -108,11 +109,15 @@ async fn read_loop(
 ) -> (HashSet<String>, SplitStream<WebSocket>) {
     let config = &state.config.ws;
     let mut rooms = HashSet::new();
-    let mut limit = RateLimit::new(
-        config.rate_per_sec,
-        config.rate_burst,
-        config.flood_close_after,
-    );
+    let mut pace = Pace {
+        rate: RateLimit::new(
+            config.rate_per_sec,
+            config.rate_burst,
+            config.flood_close_after,
+        ),
+        answers: (config.max_answers_in_flight > 0)
+            .then(|| Arc::new(Semaphore::new(config.max_answers_in_flight))),
+    };
     // These live across frames rather than being made anew for each one.
     let closing = conn.closing();
     let stopping = state.stop_reading.cancelled();
@@ -151,7 +156,7 @@ async fn read_loop(
                 let from = (&caller, ip);
                 // Boxed: a frame's handling is several hundred bytes of state that an idle
                 // socket would otherwise carry inside its task for as long as it is open.
-                let handling = Box::pin(handle_text(&text, conn, state, from, &mut limit));
+                let handling = Box::pin(handle_text(&text, conn, state, from, &mut pace));
                 if let Some(code) = handling.await {
                     rooms.insert(code);
                 }
@@ -169,6 +174,14 @@ async fn read_loop(
     (rooms, stream)
 }
 
+/// What holds a socket's frames back: the frame rate, and the answers it may have waiting in
+/// its rooms.
+struct Pace {
+    rate: RateLimit,
+    /// One permit per `join` or `history` answer being built; `None` without a limit.
+    answers: Option<Arc<Semaphore>>,
+}
+
 #[derive(Deserialize)]
 struct RefOnly {
     #[serde(rename = "ref")]
@@ -181,9 +194,9 @@ async fn handle_text(
     conn: &ConnHandle,
     state: &AppState,
     (caller, ip): (&Arc<Caller>, IpAddr),
-    limit: &mut RateLimit,
+    pace: &mut Pace,
 ) -> Option<String> {
-    match limit.check(Instant::now()) {
+    match pace.rate.check(Instant::now()) {
         Verdict::Allow => {}
         Verdict::Refuse => {
             let reference = serde_json::from_str::<RefOnly>(text)
@@ -230,10 +243,20 @@ async fn handle_text(
     };
     let action = envelope.frame.into_action();
     let joining = matches!(action, Action::Join { .. });
+    let answer_slot = match (&action, &pace.answers) {
+        // Waiting here keeps the socket's later frames unread: a client that asks for history
+        // faster than it takes the answers is slowed down, not served into memory.
+        (Action::Join { .. } | Action::History { .. }, Some(answers)) => tokio::select! {
+            slot = answers.clone().acquire_owned() => slot.ok(),
+            _ = conn.closing() => return None,
+        },
+        _ => None,
+    };
     let request = Box::new(Request {
         conn: conn.clone(),
         caller: caller.clone(),
         reference: reference.clone(),
+        answer_slot,
     });
     match state
         .rooms
