@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Proves the 64-bit ARM build (Raspberry Pi 3/4/5 on a 64-bit OS): cross-compiles the shipped
-# binary (`--profile dist`, or $HEARTH_PACKAGE_PROFILE), checks it is an aarch64 ELF, and runs the process tests against it under qemu-user
+# binary (`--profile dist`, or $PACKAGE_PROFILE), checks it is an aarch64 ELF, and runs the process tests against it under qemu-user
 # (tests/smoke.rs: sign up, a room, a message from one socket to another, an online backup,
 # SIGTERM with exit 0, a restore that serves; tests/backup.rs: backup under write load,
 # restore refusals, export, the control socket's permissions, a damaged store), and builds the
@@ -12,9 +12,9 @@ cd "$(dirname "$0")/.."
 
 target=aarch64-unknown-linux-gnu
 sysroot=/usr/aarch64-linux-gnu
-# What ships is `dist`; scripts/test sets HEARTH_PACKAGE_PROFILE=release so that CI builds one
+# What ships is `dist`; scripts/test sets PACKAGE_PROFILE=release so that CI builds one
 # optimised profile per target rather than two (the profiles differ only in LTO and codegen units).
-profile="${HEARTH_PACKAGE_PROFILE:-dist}"
+profile="${PACKAGE_PROFILE:-dist}"
 bin="$PWD/target/$target/$profile/hearth"
 
 started=$(date +%s)

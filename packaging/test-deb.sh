@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The Debian package, installed for real on this Debian machine: builds the shipped binary
-# (`--profile dist`, or $HEARTH_PACKAGE_PROFILE) and
+# (`--profile dist`, or $PACKAGE_PROFILE) and
 # the .deb (cargo-deb), installs it with dpkg -i, checks what it put where (binary, unit,
 # /etc/hearth/config.toml, the hearth account, /var/lib/hearth), checks the unit with
 # `systemd-analyze verify`, then starts the installed binary the way the unit does (same user,
@@ -48,9 +48,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# What ships is `dist`; scripts/test sets HEARTH_PACKAGE_PROFILE=release so that this reuses the
+# What ships is `dist`; scripts/test sets PACKAGE_PROFILE=release so that this reuses the
 # build scripts/readme-run made (the profiles differ only in LTO and codegen units).
-profile="${HEARTH_PACKAGE_PROFILE:-dist}"
+profile="${PACKAGE_PROFILE:-dist}"
 cargo build --profile "$profile" --locked --bin hearth
 cargo deb --no-build --profile "$profile" --locked --output target/debian/ >"$work/cargo-deb.log" 2>&1 ||
   { cat "$work/cargo-deb.log" >&2; fail "cargo deb failed"; }
