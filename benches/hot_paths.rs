@@ -4,9 +4,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
+use hearth::protocol::{self, ServerFrame};
 use hearth::store::rooms::Item;
 use hearth::store::Store;
-use hearth::ws::frames::{self, ServerFrame};
 use hearth::ws::outbox::{ConnHandle, QueueBound};
 
 fn frame_codec(c: &mut Criterion) {

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Proves the 64-bit ARM build (Raspberry Pi 3/4/5 on a 64-bit OS): cross-compiles the shipped
 # binary (`--profile dist`, or $PACKAGE_PROFILE), checks it is an aarch64 ELF, and runs the process tests against it under qemu-user
-# (tests/smoke.rs: sign up, a room, a message from one socket to another, an online backup,
-# SIGTERM with exit 0, a restore that serves; tests/backup.rs: backup under write load,
+# (tests/it/smoke.rs: sign up, a room, a message from one socket to another, an online backup,
+# SIGTERM with exit 0, a restore that serves; tests/it/backup.rs: backup under write load,
 # restore refusals, export, the control socket's permissions, a damaged store), and builds the
 # arm64 Debian package from it. The test clients are this machine's; only the server and its
 # command-line tools are emulated.
@@ -37,6 +37,6 @@ arch=$(dpkg-deb -f "$deb" Architecture)
 echo "arm64 package: $deb ($(stat -c %s "$deb") bytes)"
 
 TEST_HEARTH_BINARY="$bin" TEST_HEARTH_RUNNER="qemu-aarch64-static -L $sysroot" \
-  cargo test --locked --test smoke --test backup
+  cargo test --locked --test it -- smoke:: backup::
 finished=$(date +%s)
 echo "aarch64: cross build $((built - started)) s, tests under qemu $((finished - built)) s"

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use crate::auth::throttle::{ip_key, Throttle};
 use crate::config::Config;
-use crate::error::{retry_secs, AppError};
+use crate::protocol::ErrorCode;
 use crate::store::Store;
 
 pub struct Limits {
@@ -46,13 +46,41 @@ impl GuessingCodes {
     }
 }
 
-impl From<GuessingCodes> for AppError {
-    fn from(e: GuessingCodes) -> AppError {
-        AppError::Limited {
+/// Why a room creation or a socket was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum Refused {
+    /// Too many in a window; try again after `retry_after`.
+    #[error("{message}")]
+    TooOften {
+        message: String,
+        retry_after: Duration,
+    },
+    /// Too many sockets open at once.
+    #[error("{0}")]
+    TooManySockets(String),
+}
+
+impl Refused {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Refused::TooOften { .. } => ErrorCode::RateLimited,
+            Refused::TooManySockets(_) => ErrorCode::TooManySockets,
+        }
+    }
+}
+
+impl From<GuessingCodes> for Refused {
+    fn from(e: GuessingCodes) -> Refused {
+        Refused::TooOften {
             message: e.message(),
             retry_after: e.retry_after,
         }
     }
+}
+
+/// Whole seconds to wait, rounded up, at least 1: the value of a `Retry-After` header.
+pub fn retry_secs(wait: Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
 }
 
 impl Limits {
@@ -75,10 +103,10 @@ impl Limits {
 
     /// Counts a room creation by `user`, or refuses it; a creation that then fails is handed
     /// back with [`Limits::creation_failed`].
-    pub fn create_room(&self, user: u64) -> Result<(), AppError> {
+    pub fn create_room(&self, user: u64) -> Result<(), Refused> {
         self.room_creations
             .try_take(&user.to_string())
-            .map_err(|retry_after| AppError::Limited {
+            .map_err(|retry_after| Refused::TooOften {
                 message: format!(
                     "you may create {} rooms an hour; try again in {} s",
                     self.creations_per_hour,
@@ -128,19 +156,19 @@ impl Limits {
 
     /// Reserves a socket for `user` from `ip`, or says which limit is reached. The slot is
     /// freed when the returned guard is dropped (the socket closed, or the upgrade failed).
-    pub fn open_socket(self: &Arc<Self>, user: u64, ip: IpAddr) -> Result<SocketSlot, AppError> {
+    pub fn open_socket(self: &Arc<Self>, user: u64, ip: IpAddr) -> Result<SocketSlot, Refused> {
         let ip = ip_key(ip);
         let mut counts = self.sockets.lock().unwrap_or_else(|p| p.into_inner());
         let mine = counts.by_user.get(&user).copied().unwrap_or(0);
         if self.max_sockets_per_user > 0 && mine >= self.max_sockets_per_user {
-            return Err(AppError::TooManySockets(format!(
+            return Err(Refused::TooManySockets(format!(
                 "you have {mine} connections open, the most this server allows; close a tab or \
                  another device's app"
             )));
         }
         let from_ip = counts.by_ip.get(&ip).copied().unwrap_or(0);
         if self.max_sockets_per_ip > 0 && from_ip >= self.max_sockets_per_ip {
-            return Err(AppError::TooManySockets(format!(
+            return Err(Refused::TooManySockets(format!(
                 "{from_ip} connections are open from your address, the most this server allows"
             )));
         }

@@ -4,8 +4,9 @@
 //! Every answer carries the UI's security headers: a strict Content-Security-Policy (scripts,
 //! styles and connections from this origin only, no inline script or style, no plugins, no
 //! framing, Trusted Types required so no code path can assign HTML: the one policy allowed,
-//! `hearth-sw`, makes the service worker's address and nothing else), `X-Frame-Options: DENY`,
-//! `Referrer-Policy: no-referrer` and `X-Content-Type-Options: nosniff`.
+//! `hearth-sw`, makes the service worker's address and nothing else). The headers every answer
+//! carries (`X-Frame-Options: DENY`, `Referrer-Policy: no-referrer`, `nosniff`) are set by
+//! the router's middleware (`app`), as for every other answer.
 //!
 //! Caching: every file is `no-cache` with a weak `ETag` (its SHA-256), so a reload costs a 304
 //! per file and a new release shows at once. Compression: text files are compressed (brotli at
@@ -19,7 +20,7 @@ use std::sync::{Mutex, OnceLock};
 use axum::body::Bytes;
 use axum::http::header::{
     ACCEPT_ENCODING, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_SECURITY_POLICY, CONTENT_TYPE, ETAG,
-    HOST, IF_NONE_MATCH, REFERRER_POLICY, VARY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
+    HOST, IF_NONE_MATCH, VARY,
 };
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -107,9 +108,8 @@ async fn respond(file: rust_embed::EmbeddedFile, request: &HeaderMap) -> Respons
     if let Ok(value) = HeaderValue::from_str(&csp(request.get(HOST))) {
         headers.insert(CONTENT_SECURITY_POLICY, value);
     }
-    headers.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    // X-Frame-Options, Referrer-Policy and nosniff come from the router's middleware, which
+    // sets them on every answer.
     response
 }
 

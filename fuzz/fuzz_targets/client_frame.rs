@@ -8,7 +8,7 @@
 #![no_main]
 
 use hearth::rooms::code;
-use hearth::ws::frames::{self, FrameError, MAX_REF_CHARS};
+use hearth::protocol::{self, FrameError, MAX_REF_CHARS};
 use libfuzzer_sys::fuzz_target;
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::Value;

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 
 use hearth::config::RoomsConfig;
 use hearth::rooms::harness::Harness;
-use hearth::ws::frames;
+use hearth::protocol;
 use libfuzzer_sys::fuzz_target;
 
 const USERS: usize = 4;

@@ -8,11 +8,11 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::auth::extract::{session_cookie, ClientIp, CurrentUser};
+use super::ApiState;
 use crate::auth::{NewSession, PublicUser};
-use crate::error::{ApiJson, ApiPath, AppError};
-use crate::server::AppState;
-use crate::ws::conn::SESSION_ENDED;
+use crate::http::error::{ApiJson, ApiPath, AppError};
+use crate::http::extract::{session_cookie, ClientIp, CurrentUser};
+use crate::protocol::codes::SESSION_ENDED;
 
 #[derive(Deserialize)]
 pub struct Credentials {
@@ -27,7 +27,7 @@ pub struct PasswordChange {
 }
 
 pub async fn register(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     ClientIp(ip): ClientIp,
     ApiJson(body): ApiJson<Credentials>,
 ) -> Result<Response, AppError> {
@@ -39,7 +39,7 @@ pub async fn register(
 }
 
 pub async fn login(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     ClientIp(ip): ClientIp,
     ApiJson(body): ApiJson<Credentials>,
 ) -> Result<Response, AppError> {
@@ -50,7 +50,7 @@ pub async fn login(
 /// Signs out this session: it ends, the sockets opened with it close with 4401, and the cookie
 /// is cleared. The user's other sessions go on (see [`logout_all`]).
 pub async fn logout(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     current: CurrentUser,
 ) -> Result<Response, AppError> {
     state.auth.logout(&current.auth).await?;
@@ -67,7 +67,7 @@ pub async fn logout(
 /// Signs out everywhere: every session of the user ends and every socket of theirs closes
 /// with 4401.
 pub async fn logout_all(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     current: CurrentUser,
 ) -> Result<Response, AppError> {
     state.auth.logout_all(&current.auth).await?;
@@ -79,7 +79,7 @@ pub async fn logout_all(
 }
 
 /// 204 with the session cookie cleared.
-fn signed_out(state: &AppState) -> Response {
+fn signed_out(state: &ApiState) -> Response {
     let mut response = StatusCode::NO_CONTENT.into_response();
     set_cookie(state, &mut response, "", 0);
     response
@@ -87,7 +87,7 @@ fn signed_out(state: &AppState) -> Response {
 
 /// Changes my password; every other session of mine ends and its sockets close with 4401.
 pub async fn change_password(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     current: CurrentUser,
     ApiJson(body): ApiJson<PasswordChange>,
 ) -> Result<StatusCode, AppError> {
@@ -108,13 +108,13 @@ pub async fn me(current: CurrentUser) -> Json<serde_json::Value> {
 }
 
 /// The enabled OAuth providers, by the name used in `/auth/{provider}/start`.
-pub async fn providers(State(state): State<AppState>) -> Json<Vec<String>> {
+pub async fn providers(State(state): State<ApiState>) -> Json<Vec<String>> {
     Json(state.oauth.names())
 }
 
 /// The provider identities linked to my account, and whether it has a password.
 pub async fn identities(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     current: CurrentUser,
 ) -> Result<Json<serde_json::Value>, AppError> {
     let user = &current.auth.user;
@@ -139,7 +139,7 @@ pub async fn identities(
 
 /// Unlinks my identity at a provider, unless it is my last way to sign in.
 pub async fn unlink(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     ApiPath(provider): ApiPath<String>,
     current: CurrentUser,
 ) -> Result<StatusCode, AppError> {
@@ -147,7 +147,7 @@ pub async fn unlink(
     Ok(StatusCode::NO_CONTENT)
 }
 
-fn signed_in(state: &AppState, status: StatusCode, session: NewSession) -> Response {
+fn signed_in(state: &ApiState, status: StatusCode, session: NewSession) -> Response {
     let body = json!({ "user": PublicUser::from(&session.user), "token": session.token });
     let mut response = (status, Json(body)).into_response();
     let max_age = state.auth.session_ttl().as_secs();
@@ -155,7 +155,7 @@ fn signed_in(state: &AppState, status: StatusCode, session: NewSession) -> Respo
     response
 }
 
-fn set_cookie(state: &AppState, response: &mut Response, token: &str, max_age: u64) {
+fn set_cookie(state: &ApiState, response: &mut Response, token: &str, max_age: u64) {
     if let Some(value) = session_cookie(&state.config, token, max_age) {
         response.headers_mut().append(SET_COOKIE, value);
     }

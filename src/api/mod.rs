@@ -4,13 +4,36 @@ mod auth;
 mod public;
 mod rooms;
 
+use std::sync::Arc;
+
+use axum::extract::FromRef;
 use axum::routing::{get, post};
 use axum::Router;
 
-use crate::error::AppError;
-use crate::server::AppState;
+use crate::auth::origin::AllowedOrigins;
+use crate::auth::AuthService;
+use crate::config::Config;
+use crate::http::error::AppError;
+use crate::limits::Limits;
+use crate::oauth::OAuth;
+use crate::rooms::Registry;
+use crate::sockets::Connections;
+use crate::store::Store;
 
-pub fn router() -> Router<AppState> {
+/// What the API's handlers use of the server.
+#[derive(Clone, FromRef)]
+pub struct ApiState {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub auth: Arc<AuthService>,
+    pub oauth: Arc<OAuth>,
+    pub origins: Arc<AllowedOrigins>,
+    pub limits: Arc<Limits>,
+    pub rooms: Arc<Registry>,
+    pub connections: Arc<Connections>,
+}
+
+pub fn router() -> Router<ApiState> {
     Router::new()
         .route("/auth/register", post(auth::register))
         .route("/auth/login", post(auth::login))

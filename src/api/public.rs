@@ -5,11 +5,11 @@ use axum::extract::State;
 use axum::Json;
 use serde_json::{json, Value};
 
-use crate::auth::extract::{ClientIp, CurrentUser};
+use super::ApiState;
 use crate::auth::PublicUser;
-use crate::error::{ApiPath, AppError};
+use crate::http::error::{ApiPath, AppError};
+use crate::http::extract::{ClientIp, CurrentUser};
 use crate::rooms::code;
-use crate::server::AppState;
 
 /// `{"user": ...}` when the request carries a live session, `{"user": null}` otherwise. Unlike
 /// `/api/me` it answers 200 either way, so a signed-out page load logs no failed request.
@@ -26,7 +26,7 @@ pub async fn session(current: Result<CurrentUser, AppError>) -> Json<Value> {
 /// its name tells them nothing more; codes that do not exist count against the address like
 /// any other guess, and an address over that limit is refused ([`crate::limits`]).
 pub async fn invite(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     ClientIp(ip): ClientIp,
     ApiPath(raw): ApiPath<String>,
 ) -> Result<Json<Value>, AppError> {

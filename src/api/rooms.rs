@@ -10,12 +10,12 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
-use crate::auth::extract::{ClientIp, CurrentUser};
-use crate::error::{ApiJson, ApiPath, AppError};
-use crate::rooms::view::{MemberView, RoomView};
+use super::ApiState;
+use crate::http::error::{ApiJson, ApiPath, AppError};
+use crate::http::extract::{ClientIp, CurrentUser};
+use crate::protocol::view::{MemberView, RoomView};
 use crate::rooms::{code, create, RoomCommand, RoomError};
 use crate::rooms::{fit_page, history_limit, Keep};
-use crate::server::AppState;
 use crate::store::rooms::RoomRecord;
 
 #[derive(Deserialize)]
@@ -24,7 +24,7 @@ pub struct NewRoom {
 }
 
 pub async fn create(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     current: CurrentUser,
     ApiJson(body): ApiJson<NewRoom>,
 ) -> Result<(StatusCode, Json<Value>), AppError> {
@@ -45,7 +45,7 @@ pub async fn create(
 }
 
 pub async fn mine(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     current: CurrentUser,
 ) -> Result<Json<Value>, AppError> {
     let rooms: Vec<RoomView> = state
@@ -58,7 +58,7 @@ pub async fn mine(
 }
 
 pub async fn one(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     current: CurrentUser,
     ClientIp(ip): ClientIp,
     ApiPath(code): ApiPath<String>,
@@ -88,7 +88,7 @@ pub struct HistoryQuery {
 }
 
 pub async fn messages(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     current: CurrentUser,
     ClientIp(ip): ClientIp,
     ApiPath(code): ApiPath<String>,
@@ -105,7 +105,7 @@ pub async fn messages(
 /// The room, if it exists and the caller is a member. Codes that do not exist count against
 /// the client's address (see [`crate::limits`]).
 fn member_room(
-    state: &AppState,
+    state: &ApiState,
     current: &CurrentUser,
     ip: IpAddr,
     code: &str,
@@ -130,7 +130,7 @@ fn member_room(
 }
 
 /// Members with a subscribed socket; nobody when the room's actor is not running.
-async fn online_members(state: &AppState, code: &str) -> HashSet<u64> {
+async fn online_members(state: &ApiState, code: &str) -> HashSet<u64> {
     let Some(inbox) = state.rooms.running(code) else {
         return HashSet::new();
     };

@@ -4,21 +4,22 @@
 //! - [`token`]: random session tokens and the hash the store keeps.
 //! - [`throttle`]: failed-login windows per username and per client address.
 //! - [`origin`]: which browser origins may use a cookie session.
-//! - [`extract`]: the axum extractors for the signed-in user and the client address, and the
-//!   session cookie every way of signing in sets.
+//!
+//! The HTTP side (extractors, the session cookie) is `http::extract`'s.
 
-pub mod extract;
 pub mod origin;
 pub mod password;
 pub mod throttle;
 pub mod token;
 
 use std::net::IpAddr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::clock::now_ms;
 use crate::config::AuthConfig;
+use crate::protocol::ErrorCode;
 use crate::store::accounts::{CreateUserError, NewUser};
 use crate::store::{SessionRecord, Store, StoreError, UserRecord};
 use password::Hasher;
@@ -69,6 +70,41 @@ pub enum AuthError {
     Store(#[from] StoreError),
     #[error("{0}")]
     Internal(String),
+}
+
+impl AuthError {
+    /// The wire code (HTTP answers carry it; the status follows from it).
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            AuthError::InvalidUsername => ErrorCode::InvalidUsername,
+            AuthError::WeakPassword(_) => ErrorCode::WeakPassword,
+            AuthError::UsernameTaken => ErrorCode::UsernameTaken,
+            AuthError::RegistrationClosed => ErrorCode::RegistrationClosed,
+            AuthError::InvalidCredentials => ErrorCode::InvalidCredentials,
+            AuthError::WrongPassword => ErrorCode::WrongPassword,
+            AuthError::NoPassword => ErrorCode::NoPassword,
+            AuthError::AccountDisabled => ErrorCode::AccountDisabled,
+            AuthError::RateLimited { .. }
+            | AuthError::TooManyAtOnce { .. }
+            | AuthError::TooManyRegistrations { .. } => ErrorCode::RateLimited,
+            AuthError::Busy { .. } => ErrorCode::Busy,
+            AuthError::Unauthenticated => ErrorCode::Unauthenticated,
+            // Only `hearth user ...` names a user by name; nothing on the wire does.
+            AuthError::UnknownUser(_) => ErrorCode::NotFound,
+            AuthError::Store(_) | AuthError::Internal(_) => ErrorCode::Internal,
+        }
+    }
+
+    /// How long to wait before trying again, for the refusals that say.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            AuthError::RateLimited { retry_after }
+            | AuthError::TooManyAtOnce { retry_after }
+            | AuthError::Busy { retry_after }
+            | AuthError::TooManyRegistrations { retry_after } => Some(*retry_after),
+            _ => None,
+        }
+    }
 }
 
 impl From<CreateUserError> for AuthError {
@@ -135,12 +171,6 @@ pub fn normalize_username(input: &str) -> Result<String, AuthError> {
         return Err(AuthError::InvalidUsername);
     }
     Ok(name.to_ascii_lowercase())
-}
-
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 pub struct AuthService {

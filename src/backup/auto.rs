@@ -19,8 +19,9 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::{format, BackupError};
+use crate::clock::now_ms;
 use crate::config::BackupConfig;
-use crate::store::snapshot::{now_ms, Header};
+use crate::store::snapshot::Header;
 use crate::store::Store;
 
 /// The folder, inside the data directory.

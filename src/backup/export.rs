@@ -20,8 +20,8 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
+use crate::clock::now_ms;
 use crate::store::rooms::RoomRecord;
-use crate::store::snapshot::now_ms;
 use crate::store::{decode, Store, StoreError};
 
 /// Items read from the store at a time.

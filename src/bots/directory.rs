@@ -206,7 +206,7 @@ impl Directory {
         paused
             .get(plugin)
             .copied()
-            .filter(|until| *until > crate::auth::now_ms())
+            .filter(|until| *until > crate::clock::now_ms())
     }
 
     /// The answer to /help: hearth's own command and every plugin's, with usage.
@@ -219,7 +219,7 @@ impl Directory {
         let catalog = self.catalog();
         for plugin in catalog.plugins.values() {
             let pause = self.paused_until(plugin.name()).map(|until| {
-                let secs = until.saturating_sub(crate::auth::now_ms()).div_ceil(1000);
+                let secs = until.saturating_sub(crate::clock::now_ms()).div_ceil(1000);
                 format!(" (paused for {secs} s after repeated failures; commands wait)")
             });
             for command in &plugin.manifest.commands {

@@ -111,7 +111,7 @@ impl host::Host for HostState {
     }
 
     fn now_ms(&mut self) -> u64 {
-        crate::auth::now_ms()
+        crate::clock::now_ms()
     }
 
     fn setting(&mut self, key: String) -> Option<String> {

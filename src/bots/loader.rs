@@ -20,10 +20,10 @@ use super::host::Grants;
 use super::http::PluginHttp;
 use super::runtime::{Manifest, Runtime};
 use super::worker::{Worker, WorkerContext};
+use super::Answers;
 use super::{BotError, BUNDLED};
-use crate::auth::now_ms;
+use crate::clock::now_ms;
 use crate::config::{Config, PluginConfig};
-use crate::rooms::Registry;
 use crate::store::accounts::{CreateUserError, NewUser};
 use crate::store::Store;
 
@@ -164,7 +164,7 @@ impl Loader {
         runtime: Arc<Runtime>,
         store: Store,
         directory: Arc<Directory>,
-        registry: Arc<Registry>,
+        answers: Arc<dyn Answers>,
         tasks: TaskTracker,
         stop: CancellationToken,
     ) -> Loader {
@@ -180,7 +180,7 @@ impl Loader {
             runtime: runtime.clone(),
             store: store.clone(),
             directory: directory.clone(),
-            registry,
+            answers,
             config: config.bots.clone(),
             boot,
         });

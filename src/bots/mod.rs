@@ -23,6 +23,8 @@ pub mod loader;
 pub mod runtime;
 pub mod worker;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
@@ -31,8 +33,39 @@ use tokio_util::task::TaskTracker;
 pub use directory::Directory;
 
 use crate::config::Config;
-use crate::rooms::Registry;
+use crate::store::jobs::JobRecord;
 use crate::store::Store;
+
+/// What a bot does in answer to a command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BotAction {
+    /// A message from the bot.
+    Reply(String),
+    /// The bot's reaction to the command's message.
+    React(String),
+}
+
+/// An answer on its way into its room: resolves once it is durable.
+pub type Posting<'a> = Pin<Box<dyn Future<Output = Result<bool, PostError>> + Send + 'a>>;
+
+/// Where bots' answers go: the rooms. Bots sit below rooms and do not know them; the rooms'
+/// registry is the one implementation (a test may bring its own).
+pub trait Answers: Send + Sync + 'static {
+    /// Posts `actions` as the answer to `job`; `Ok(false)` if the job had been answered
+    /// already.
+    fn post(&self, job: JobRecord, actions: Vec<BotAction>) -> Posting<'_>;
+}
+
+/// Why an answer was not posted.
+#[derive(Debug, thiserror::Error)]
+pub enum PostError {
+    /// The room no longer exists: the answer has nowhere to go.
+    #[error("the room no longer exists")]
+    RoomGone,
+    /// Anything else (the room could not store it, the server is stopping): try again later.
+    #[error("{0}")]
+    Failed(String),
+}
 
 /// The plugins embedded in the binary: (file name, component). Built from plugins/ by
 /// plugins/build.sh; `plugins/build.sh --check` proves they match their source.
@@ -83,7 +116,7 @@ impl BotService {
         config: &Config,
         store: Store,
         directory: Arc<Directory>,
-        registry: Arc<Registry>,
+        answers: Arc<dyn Answers>,
     ) -> Result<BotService, BotError> {
         let tasks = TaskTracker::new();
         let stop = CancellationToken::new();
@@ -95,7 +128,7 @@ impl BotService {
                 runtime,
                 store,
                 directory,
-                registry,
+                answers,
                 tasks.clone(),
                 stop.clone(),
             );

@@ -12,15 +12,15 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::directory::{Directory, LoadedPlugin};
 use super::runtime::{Action, CallError, Invocation, Runtime};
-use crate::auth::now_ms;
+use super::{Answers, BotAction, PostError};
+use crate::clock::now_ms;
 use crate::config::BotsConfig;
-use crate::rooms::{BotAction, Registry, RoomCommand, RoomError};
 use crate::store::jobs::{JobRecord, JobState};
 use crate::store::Store;
 
@@ -29,7 +29,8 @@ pub struct WorkerContext {
     pub runtime: Arc<Runtime>,
     pub store: Store,
     pub directory: Arc<Directory>,
-    pub registry: Arc<Registry>,
+    /// Where answers go (the rooms).
+    pub answers: Arc<dyn Answers>,
     pub config: BotsConfig,
     /// This run of the server, written into the leases it takes.
     pub boot: u64,
@@ -343,23 +344,12 @@ async fn deliver(
     failed_for_good: bool,
 ) -> TryOutcome {
     job.finished_at = now_ms();
-    let (done, answered) = oneshot::channel();
     let room = job.room.clone();
     let record = job.clone();
-    let command = RoomCommand::BotAnswer {
-        job: Box::new(job),
-        actions,
-        done,
-    };
-    let outcome = match ctx.registry.send(&room, command).await {
-        Ok(()) => answered
-            .await
-            .unwrap_or(Err(RoomError::Internal("the room stopped".into()))),
-        Err(error) => Err(error),
-    };
+    let outcome = ctx.answers.post(job, actions).await;
     match outcome {
         Ok(_) => TryOutcome::Finished { failed_for_good },
-        Err(RoomError::UnknownRoom) => {
+        Err(PostError::RoomGone) => {
             tracing::warn!(%room, "a bot answered in a room that no longer exists");
             if let Err(error) = ctx.store.put_job(&record) {
                 tracing::error!(%room, %error, "cannot close a bot job");

@@ -22,8 +22,11 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::auth::{now_ms, token, AuthError};
+use crate::auth::{token, AuthError};
+use crate::clock::now_ms;
 use crate::config::Config;
+use crate::http::error::AppError;
+use crate::protocol::ErrorCode;
 use crate::store::accounts::NewUser;
 use crate::store::identities::{IdentityRecord, IdentityStoreError};
 use crate::store::{Store, StoreError, UserRecord};
@@ -81,7 +84,7 @@ pub enum OAuthError {
     Internal(String),
 }
 
-/// Refusals of the identity endpoints under `/api` (mapped to JSON by [`crate::error`]).
+/// Refusals of the identity endpoints under `/api` (an [`AppError`] with codes of their own).
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
     #[error("no {0} identity is linked to this account")]
@@ -93,6 +96,23 @@ pub enum IdentityError {
     LastSignInMethod,
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl From<IdentityError> for AppError {
+    fn from(e: IdentityError) -> AppError {
+        let message = e.to_string();
+        match e {
+            IdentityError::NotLinked(_) => AppError::Refused {
+                code: ErrorCode::NotLinked,
+                message,
+            },
+            IdentityError::LastSignInMethod => AppError::Refused {
+                code: ErrorCode::LastSignInMethod,
+                message,
+            },
+            IdentityError::Store(store) => AppError::Store(store),
+        }
+    }
 }
 
 /// The parameters a provider sends back to the callback.

@@ -2,8 +2,10 @@
 //! provider with a flow cookie; `GET /auth/{provider}/callback` checks the cookie against the
 //! `state` that came back, exchanges the code and signs in (or links) with a 302.
 
+use std::sync::Arc;
+
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{FromRef, Path, RawQuery, State};
 use axum::http::header::{CACHE_CONTROL, LOCATION, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -11,14 +13,25 @@ use axum::routing::get;
 use axum::Router;
 use oauth2::url::form_urlencoded;
 
-use super::{Callback, OAuthError, Outcome, FLOW_COOKIE};
-use crate::auth::extract::{cookie, http_only_cookie, presented_token, session_cookie, ClientIp};
-use crate::server::AppState;
+use super::{Callback, OAuth, OAuthError, Outcome, FLOW_COOKIE};
+use crate::auth::origin::AllowedOrigins;
+use crate::auth::AuthService;
+use crate::config::Config;
+use crate::http::extract::{cookie, http_only_cookie, presented_token, session_cookie, ClientIp};
 
 /// The longest `next` path kept.
 const MAX_NEXT: usize = 1024;
 
-pub fn router() -> Router<AppState> {
+/// What the sign-in routes use of the server.
+#[derive(Clone, FromRef)]
+pub struct OAuthState {
+    pub config: Arc<Config>,
+    pub auth: Arc<AuthService>,
+    pub oauth: Arc<OAuth>,
+    pub origins: Arc<AllowedOrigins>,
+}
+
+pub fn router() -> Router<OAuthState> {
     Router::new()
         .route("/auth/{provider}/start", get(start))
         .route("/auth/{provider}/callback", get(callback))
@@ -45,7 +58,7 @@ fn params(query: Option<&str>) -> impl Iterator<Item = (String, String)> + '_ {
 }
 
 /// The signed-in user of this browser, if its session is valid.
-fn signed_in(state: &AppState, headers: &HeaderMap) -> Option<u64> {
+fn signed_in(state: &OAuthState, headers: &HeaderMap) -> Option<u64> {
     let (token, _) = presented_token(headers)?;
     state.auth.authenticate(&token).ok().map(|a| a.user.id)
 }
@@ -58,7 +71,7 @@ fn finish_headers(response: &mut Response) {
     headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
 }
 
-fn flow_cookie(state: &AppState, value: &str, max_age: u64) -> Option<HeaderValue> {
+fn flow_cookie(state: &OAuthState, value: &str, max_age: u64) -> Option<HeaderValue> {
     http_only_cookie(&state.config, FLOW_COOKIE, "/auth", value, max_age)
 }
 
@@ -76,7 +89,7 @@ fn redirect(to: &str) -> Result<Response, OAuthError> {
 }
 
 async fn start(
-    State(state): State<AppState>,
+    State(state): State<OAuthState>,
     ClientIp(ip): ClientIp,
     provider: Result<Path<String>, PathRejection>,
     RawQuery(query): RawQuery,
@@ -107,7 +120,7 @@ async fn start(
 }
 
 async fn callback(
-    State(state): State<AppState>,
+    State(state): State<OAuthState>,
     provider: Result<Path<String>, PathRejection>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,

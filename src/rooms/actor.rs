@@ -19,10 +19,10 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 
 use super::registry::{Registry, Retirement, RoomContext};
 use super::{RoomCommand, RoomError};
+use crate::protocol::{ErrorCode, ServerFrame};
+use crate::sockets::outbox::{ConnHandle, ConnId};
 use crate::store::rooms::{BanRecord, MemberRecord, RoomRecord};
 use crate::store::{StoreError, Ticket};
-use crate::ws::frames::ServerFrame;
-use crate::ws::outbox::{ConnHandle, ConnId};
 
 /// Commands handled before their effects are sealed into one batch.
 const BURST: usize = 64;
@@ -247,7 +247,7 @@ impl RoomActor {
             RoomCommand::Client { request, .. } if self.stale => {
                 let frame = ServerFrame::Error {
                     reference: request.reference.as_deref(),
-                    code: "internal",
+                    code: ErrorCode::Internal,
                     message: "the server cannot store anything right now; try again shortly",
                 }
                 .encode();
@@ -331,7 +331,7 @@ impl RoomActor {
                     } else {
                         ServerFrame::Error {
                             reference: reference.as_deref(),
-                            code: "internal",
+                            code: ErrorCode::Internal,
                             message: "the server could not store that; try again",
                         }
                         .encode()

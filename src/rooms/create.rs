@@ -2,7 +2,7 @@
 //! address the room, so the store's transaction is the only owner it needs.
 
 use super::{code, RoomError};
-use crate::auth::now_ms;
+use crate::clock::now_ms;
 use crate::store::rooms::{Event, Item, MemberRecord, RoomRecord};
 use crate::store::{Store, UserRecord};
 

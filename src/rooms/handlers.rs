@@ -4,12 +4,11 @@
 use std::time::{Duration, Instant};
 
 use super::actor::{Effect, RoomActor, Subscriber};
-use super::view::{MemberView, RoomView};
 use super::{Action, Caller, Request, RoomError};
-use crate::auth::now_ms;
+use crate::clock::now_ms;
+use crate::protocol::{MemberView, RoomView, ServerFrame};
+use crate::sockets::outbox::{ConnHandle, ConnId};
 use crate::store::rooms::{BanRecord, Event, Item, MemberRecord, Page};
-use crate::ws::frames::ServerFrame;
-use crate::ws::outbox::{ConnHandle, ConnId};
 
 /// Items in `joined` without `since`, and at most with it.
 const JOIN_RECENT: usize = 50;

@@ -17,11 +17,11 @@ use super::actor::RoomActor;
 use super::registry::RoomContext;
 use super::{code, create, Action, Caller, Request, RoomError};
 use crate::config::RoomsConfig;
+use crate::protocol::{self, ErrorCode};
+use crate::sockets::outbox::{ConnHandle, QueueBound};
+use crate::sockets::Connections;
 use crate::store::rooms::Item;
 use crate::store::{Store, StoreError, UserRecord};
-use crate::ws::frames;
-use crate::ws::hub::Connections;
-use crate::ws::outbox::{ConnHandle, QueueBound};
 
 /// Frames and bytes a harness socket holds before it would count as a slow consumer.
 const QUEUE: QueueBound = QueueBound {
@@ -130,16 +130,15 @@ impl Harness {
     /// answers what reached that socket in consequence (others' sockets keep theirs, see
     /// [`Harness::take_delivered`]).
     pub fn frame(&mut self, user: usize, text: &str) -> Vec<Value> {
-        let envelope = match frames::parse(text) {
+        let envelope = match protocol::parse(text) {
             Ok(envelope) => envelope,
-            Err(error) => return vec![error_frame(error.reference(), "bad_request")],
+            Err(error) => return vec![error_frame(error.reference(), ErrorCode::BadRequest)],
         };
         let reference = envelope.reference;
-        let Some(code) = code::normalize(envelope.frame.room()) else {
-            return vec![error_frame(reference.as_deref(), "unknown_room")];
+        let Some(code) = code::normalize(&envelope.room) else {
+            return vec![error_frame(reference.as_deref(), ErrorCode::UnknownRoom)];
         };
-        let action = envelope.frame.into_action();
-        self.act(user, &code, action, reference)
+        self.act(user, &code, envelope.action, reference)
     }
 
     /// One command from `user` to the room `code` (normalized), as the socket sends it.
@@ -283,7 +282,7 @@ impl Harness {
     }
 }
 
-fn error_frame(reference: Option<&str>, code: &str) -> Value {
+fn error_frame(reference: Option<&str>, code: ErrorCode) -> Value {
     let mut frame = json!({"type": "error", "code": code});
     if let Some(reference) = reference {
         frame["ref"] = json!(reference);

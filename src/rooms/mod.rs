@@ -2,11 +2,10 @@
 //! retires them.
 //!
 //! - [`code`]: room codes.
-//! - [`view`]: rooms and members as the wire shows them.
 //! - [`registry`]: the only shared map, from code to a running actor's inbox.
 //! - [`actor`]: the actor loop: batching, durability (group commit) before effects, retirement.
 //! - [`handlers`]: what each command does to a room.
-//! - [`bots`]: slash-commands: /help, queuing a plugin's command, posting a bot's answer.
+//! - [`commands`]: slash-commands: /help, queuing a plugin's command, posting a bot's answer.
 //! - [`create`]: creating a room, the one write that happens outside an actor.
 //! - `harness` (tests and the fuzz targets only): the room logic driven without sockets or
 //!   tasks, with the rooms' invariants checked after every step.
@@ -15,24 +14,27 @@
 //! messages, so moving rooms across machines would be a change of transport.
 
 mod actor;
-mod bots;
 pub mod code;
+mod commands;
 pub mod create;
 mod handlers;
 #[cfg(any(test, feature = "harness"))]
 #[doc(hidden)]
 pub mod harness;
 pub mod registry;
-pub mod view;
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
 
+pub use crate::bots::BotAction;
+use crate::bots::PostError;
+pub use crate::protocol::Action;
+use crate::protocol::ErrorCode;
+use crate::sockets::outbox::{ConnHandle, ConnId};
 use crate::store::jobs::JobRecord;
 use crate::store::StoreError;
-use crate::ws::outbox::{ConnHandle, ConnId};
 
 pub use handlers::{fit_page, history_limit, Keep};
 pub use registry::Registry;
@@ -67,18 +69,22 @@ pub enum RoomError {
 
 impl RoomError {
     /// The wire code, on the socket and over HTTP.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            RoomError::UnknownRoom => "unknown_room",
-            RoomError::NotMember => "not_member",
-            RoomError::NotHost => "not_host",
-            RoomError::Banned => "banned",
-            RoomError::TooLong(_) | RoomError::Store(StoreError::TooLarge { .. }) => "too_long",
-            RoomError::InvalidName(_) => "invalid_name",
-            RoomError::BadRequest(_) => "bad_request",
-            RoomError::UnknownCommand(_) => "unknown_command",
-            RoomError::RateLimited(_) => "rate_limited",
-            RoomError::ShuttingDown | RoomError::Store(_) | RoomError::Internal(_) => "internal",
+            RoomError::UnknownRoom => ErrorCode::UnknownRoom,
+            RoomError::NotMember => ErrorCode::NotMember,
+            RoomError::NotHost => ErrorCode::NotHost,
+            RoomError::Banned => ErrorCode::Banned,
+            RoomError::TooLong(_) | RoomError::Store(StoreError::TooLarge { .. }) => {
+                ErrorCode::TooLong
+            }
+            RoomError::InvalidName(_) => ErrorCode::InvalidName,
+            RoomError::BadRequest(_) => ErrorCode::BadRequest,
+            RoomError::UnknownCommand(_) => ErrorCode::UnknownCommand,
+            RoomError::RateLimited(_) => ErrorCode::RateLimited,
+            RoomError::ShuttingDown | RoomError::Store(_) | RoomError::Internal(_) => {
+                ErrorCode::Internal
+            }
         }
     }
 
@@ -117,37 +123,6 @@ pub struct Request {
     pub answer_slot: Option<OwnedSemaphorePermit>,
 }
 
-/// What a client asked of a room.
-#[derive(Debug, Clone)]
-pub enum Action {
-    Join {
-        since: Option<u64>,
-    },
-    Leave,
-    Send {
-        text: String,
-    },
-    History {
-        before: Option<u64>,
-        limit: Option<u32>,
-    },
-    React {
-        seq: u64,
-        emoji: String,
-        on: bool,
-    },
-    Typing,
-    Kick {
-        user: String,
-    },
-    Unban {
-        user: String,
-    },
-    TransferHost {
-        user: String,
-    },
-}
-
 /// A room actor's inbox. Kept small: the inbox allocates its slots in blocks of 32 commands,
 /// each as large as the largest variant, and an idle room keeps its blocks (the large parts
 /// are boxed).
@@ -173,11 +148,27 @@ pub enum RoomCommand {
     Shutdown { done: oneshot::Sender<()> },
 }
 
-/// What a bot does in answer to a command.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BotAction {
-    /// A message from the bot.
-    Reply(String),
-    /// The bot's reaction to the command's message.
-    React(String),
+/// Bots post their answers through the registry, which hands them to the room.
+impl crate::bots::Answers for Arc<Registry> {
+    fn post(&self, job: JobRecord, actions: Vec<BotAction>) -> crate::bots::Posting<'_> {
+        Box::pin(async move {
+            let (done, answered) = oneshot::channel();
+            let room = job.room.clone();
+            let command = RoomCommand::BotAnswer {
+                job: Box::new(job),
+                actions,
+                done,
+            };
+            let outcome = match self.send(&room, command).await {
+                Ok(()) => answered
+                    .await
+                    .unwrap_or(Err(RoomError::Internal("the room stopped".into()))),
+                Err(error) => Err(error),
+            };
+            outcome.map_err(|error| match error {
+                RoomError::UnknownRoom => PostError::RoomGone,
+                other => PostError::Failed(other.to_string()),
+            })
+        })
+    }
 }

@@ -17,8 +17,8 @@ use super::actor::RoomActor;
 use super::{RoomCommand, RoomError};
 use crate::bots::Directory;
 use crate::config::RoomsConfig;
+use crate::sockets::Connections;
 use crate::store::Store;
-use crate::ws::hub::Connections;
 
 /// What every actor needs from the rest of the server.
 pub struct RoomContext {

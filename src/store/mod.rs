@@ -649,7 +649,7 @@ impl Store {
 
 /// Free space the file system must have before sled opens the database. Opening writes: sled
 /// recovers the tail of its log and writes a snapshot. An open that runs out of space half-way
-/// leaves a log that no longer opens ("a checksum does not match"), as tests/faults.rs found
+/// leaves a log that no longer opens ("a checksum does not match"), as tests/it/faults.rs found
 /// by reopening on a full disk; an open with room to spare is safe.
 pub const MIN_FREE_TO_OPEN: u64 = 16 * 1024 * 1024;
 

@@ -18,11 +18,12 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::layout::{self, Layout, LEGACY_SEGMENT_SIZE};
-use super::snapshot::{now_ms, Header, Loader};
+use super::snapshot::{Header, Loader};
 use super::{
     check, id_floor, open_sled, unpanicked, Result, Store, StoreError, CHECK_CACHE_BYTES,
     SCHEMA_VERSION,
 };
+use crate::clock::now_ms;
 
 fn beside(dir: &Path, suffix: &str) -> PathBuf {
     let mut name = dir.file_name().unwrap_or_default().to_os_string();

@@ -14,12 +14,13 @@
 //! the gate is released. docs/performance.md has the measured pause.
 
 use std::path::Path;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
 use super::layout::{self, Layout};
 use super::{Result, Store, StoreError, ID_FLOOR_KEY, SCHEMA_KEY, SCHEMA_VERSION};
+use crate::clock::now_ms;
 
 /// What a snapshot says about itself; the backup file's header.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -76,13 +77,6 @@ impl Snapshot {
     pub fn records(&self) -> usize {
         self.trees.iter().map(|t| t.entries.len()).sum()
     }
-}
-
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 impl Store {

@@ -14,13 +14,16 @@ use serde::Deserialize;
 use tokio::sync::Semaphore;
 use tokio::time::error::Elapsed;
 
-use super::frames::{self, ServerFrame};
 use super::limits::{RateLimit, Verdict};
-use super::outbox::{ConnHandle, QueueBound, SLOW_CONSUMER};
+use super::WsState;
 use crate::auth::{AuthError, AuthService, Authenticated};
 use crate::config::WsConfig;
-use crate::rooms::{code, Action, Caller, Request, RoomCommand, RoomError};
-use crate::server::AppState;
+use crate::protocol::codes::{
+    BYE, FLOODING, GOING_AWAY, IDLE, PROTOCOL_ERROR, SESSION_ENDED, SLOW_CONSUMER, TOO_BIG,
+};
+use crate::protocol::{self, ErrorCode, ServerFrame};
+use crate::rooms::{code, Caller, Request, RoomCommand, RoomError};
+use crate::sockets::{ConnHandle, QueueBound};
 
 /// Frames written per flush at most.
 const COALESCE: usize = 64;
@@ -28,12 +31,6 @@ const COALESCE: usize = 64;
 const CLOSE_ANSWER_WAIT: Duration = Duration::from_secs(2);
 /// Internal marker for a connection that broke; never sent on the wire.
 const LOST: u16 = 1006;
-pub const GOING_AWAY: (u16, &str) = (1001, "server shutting down");
-pub const SESSION_ENDED: (u16, &str) = (4401, "session ended");
-const IDLE: (u16, &str) = (4408, "idle timeout");
-const TOO_BIG: (u16, &str) = (1009, "frame too large");
-const FLOODING: (u16, &str) = (1008, "flooding");
-const PROTOCOL_ERROR: (u16, &str) = (1002, "protocol error");
 
 /// Starts serving an upgraded socket: its write task is spawned now, and the returned future
 /// is the read side, which ends when the socket does.
@@ -43,7 +40,7 @@ const PROTOCOL_ERROR: (u16, &str) = (1002, "protocol error");
 /// first, and the future holds only what the read side uses.
 pub fn serve(
     socket: WebSocket,
-    state: AppState,
+    state: WsState,
     auth: Authenticated,
     ip: IpAddr,
 ) -> impl Future<Output = ()> + Send {
@@ -79,7 +76,7 @@ pub fn serve(
             };
             state.rooms.send_if_running(&code, command).await;
         }
-        conn.close(1000, "bye");
+        conn.close(BYE.0, BYE.1);
         let _ = writer.await;
         await_close_answer(stream).await;
     }
@@ -103,7 +100,7 @@ async fn await_close_answer(mut stream: SplitStream<WebSocket>) {
 async fn read_loop(
     mut stream: SplitStream<WebSocket>,
     conn: &ConnHandle,
-    state: &AppState,
+    state: &WsState,
     caller: Arc<Caller>,
     ip: IpAddr,
 ) -> (HashSet<String>, SplitStream<WebSocket>) {
@@ -164,7 +161,7 @@ async fn read_loop(
             Message::Binary(_) => reply_error(
                 conn,
                 None,
-                "bad_request",
+                ErrorCode::BadRequest,
                 "frames are JSON text, not binary",
             ),
             Message::Close(_) => break,
@@ -192,7 +189,7 @@ struct RefOnly {
 async fn handle_text(
     text: &str,
     conn: &ConnHandle,
-    state: &AppState,
+    state: &WsState,
     (caller, ip): (&Arc<Caller>, IpAddr),
     pace: &mut Pace,
 ) -> Option<String> {
@@ -202,7 +199,12 @@ async fn handle_text(
             let reference = serde_json::from_str::<RefOnly>(text)
                 .ok()
                 .and_then(|r| r.reference);
-            reply_error(conn, reference.as_deref(), "rate_limited", "slow down");
+            reply_error(
+                conn,
+                reference.as_deref(),
+                ErrorCode::RateLimited,
+                "slow down",
+            );
             return None;
         }
         Verdict::Flooding => {
@@ -210,15 +212,20 @@ async fn handle_text(
             return None;
         }
     }
-    let envelope = match frames::parse(text) {
+    let envelope = match protocol::parse(text) {
         Ok(envelope) => envelope,
         Err(error) => {
-            reply_error(conn, error.reference(), "bad_request", &error.to_string());
+            reply_error(
+                conn,
+                error.reference(),
+                ErrorCode::BadRequest,
+                &error.to_string(),
+            );
             return None;
         }
     };
     let reference = envelope.reference;
-    let code = code::normalize(envelope.frame.room());
+    let code = code::normalize(&envelope.room);
     if let Err(refusal) = state
         .limits
         .name_room(&state.store, ip, caller.id, code.as_deref())
@@ -226,7 +233,7 @@ async fn handle_text(
         reply_error(
             conn,
             reference.as_deref(),
-            "rate_limited",
+            ErrorCode::RateLimited,
             &refusal.message(),
         );
         return None;
@@ -236,17 +243,17 @@ async fn handle_text(
         reply_error(
             conn,
             reference.as_deref(),
-            "unknown_room",
+            ErrorCode::UnknownRoom,
             "there is no room with that code",
         );
         return None;
     };
-    let action = envelope.frame.into_action();
-    let joining = matches!(action, Action::Join { .. });
-    let answer_slot = match (&action, &pace.answers) {
+    let action = envelope.action;
+    let joining = matches!(action, protocol::Action::Join { .. });
+    let answer_slot = match &pace.answers {
         // Waiting here keeps the socket's later frames unread: a client that asks for history
         // faster than it takes the answers is slowed down, not served into memory.
-        (Action::Join { .. } | Action::History { .. }, Some(answers)) => tokio::select! {
+        Some(answers) if action.answers_with_history() => tokio::select! {
             slot = answers.clone().acquire_owned() => slot.ok(),
             _ = conn.closing() => return None,
         },
@@ -279,7 +286,7 @@ async fn handle_text(
     }
 }
 
-fn reply_error(conn: &ConnHandle, reference: Option<&str>, code: &'static str, message: &str) {
+fn reply_error(conn: &ConnHandle, reference: Option<&str>, code: ErrorCode, message: &str) {
     conn.deliver(
         &ServerFrame::Error {
             reference,

@@ -1,27 +1,48 @@
 //! The WebSocket endpoint `/ws`.
 //!
-//! - [`frames`]: client and server frames (serde enums) and parsing.
 //! - [`conn`]: one socket's read and write tasks.
-//! - [`outbox`]: a socket as rooms see it: bounded queue plus close signal.
-//! - [`hub`]: all open sockets by user (kicks, logouts, shutdown).
 //! - [`limits`]: the per-socket rate limit.
+//!
+//! The frames are `protocol`'s; a socket as rooms see it (its queue) is `sockets`'.
 
 pub mod conn;
-pub mod frames;
-pub mod hub;
 pub mod limits;
-pub mod outbox;
+
+use std::sync::Arc;
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::{State, WebSocketUpgrade};
+use axum::extract::{FromRef, State, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use futures_util::FutureExt;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
-use crate::auth::extract::{presented_token, ClientIp};
-use crate::auth::AuthError;
-use crate::error::AppError;
-use crate::server::AppState;
+use crate::auth::origin::AllowedOrigins;
+use crate::auth::{AuthError, AuthService};
+use crate::config::Config;
+use crate::http::error::AppError;
+use crate::http::extract::{presented_token, ClientIp};
+use crate::limits::Limits;
+use crate::rooms::Registry;
+use crate::sockets::Connections;
+use crate::store::Store;
+
+/// What sockets use of the server.
+#[derive(Clone, FromRef)]
+pub struct WsState {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub auth: Arc<AuthService>,
+    pub origins: Arc<AllowedOrigins>,
+    pub limits: Arc<Limits>,
+    pub rooms: Arc<Registry>,
+    pub connections: Arc<Connections>,
+    /// Cancelled at shutdown: sockets stop taking frames.
+    pub stop_reading: CancellationToken,
+    /// Every open socket's task, so shutdown can wait for them.
+    pub sockets: TaskTracker,
+}
 
 /// Socket read buffer, and the most read from the socket at once: client frames are small
 /// (a chat message's frame is typically 100 to 300 bytes), and this buffer is allocated for
@@ -34,7 +55,7 @@ const WRITE_BUFFER: usize = 16 * 1024;
 /// Checks origin (403) and session (401) before upgrading, whatever the order of failures, then
 /// the caps on open sockets per user and per address (429).
 pub async fn upgrade(
-    State(state): State<AppState>,
+    State(state): State<WsState>,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
@@ -57,7 +78,7 @@ pub async fn upgrade(
     // never completes.
     let slot = match state.limits.open_socket(auth.user.id, ip) {
         Ok(slot) => slot,
-        Err(refusal) => return refusal.into_response(),
+        Err(refusal) => return AppError::from(refusal).into_response(),
     };
     // 0 turns the frame cap off.
     let limit = match state.config.ws.max_frame_bytes {
