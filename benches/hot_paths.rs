@@ -5,14 +5,14 @@
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use hearth::protocol::{self, ServerFrame};
+use hearth::sockets::{ConnHandle, QueueBound};
 use hearth::store::rooms::Item;
 use hearth::store::Store;
-use hearth::ws::outbox::{ConnHandle, QueueBound};
 
 fn frame_codec(c: &mut Criterion) {
     let send = r#"{"type":"send","room":"K7MP2X","text":"hello there, how is everyone doing today?","ref":"s-1842"}"#;
     c.bench_function("parse send frame", |b| {
-        b.iter(|| frames::parse(std::hint::black_box(send)).unwrap())
+        b.iter(|| protocol::parse(std::hint::black_box(send)).unwrap())
     });
     let item = Item::chat(
         1842,

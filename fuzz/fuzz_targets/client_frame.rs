@@ -3,7 +3,7 @@
 //! characters (or absent) gets that `ref` back, whether the frame is good or not; anything
 //! else is malformed and answered without one. (The first run found an object holding a lone
 //! surrogate escape in a field the frame does not need: JSON all the same, so its `ref` comes
-//! back; `ws::frames` keeps it as a regression test.) Room codes taken from frames normalize to a
+//! back; `protocol::client` keeps it as a regression test.) Room codes taken from frames normalize to a
 //! canonical code or to nothing, and normalizing twice changes nothing.
 #![no_main]
 
@@ -72,20 +72,20 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let promised = promised_ref(text);
-    match frames::parse(text) {
+    match protocol::parse(text) {
         Ok(envelope) => {
             assert_eq!(
                 Some(envelope.reference.clone()),
                 promised,
                 "accepted {text:?} with the wrong ref"
             );
-            let room = envelope.frame.room().to_string();
+            let room = envelope.room.clone();
             if let Some(canonical) = code::normalize(&room) {
                 assert_eq!(canonical.len(), code::LENGTH);
                 assert!(canonical.bytes().all(|b| code::ALPHABET.contains(&b)));
                 assert_eq!(code::normalize(&canonical).as_deref(), Some(&*canonical));
             }
-            let _ = envelope.frame.into_action();
+            let _ = envelope.action.answers_with_history();
         }
         Err(error @ FrameError::Invalid { .. }) => {
             let reference = error.reference().map(str::to_string);

@@ -51,7 +51,7 @@ fuzz_target!(|data: &[u8]| {
         for answer in &answers {
             assert_ne!(answer["code"], "internal", "{text:?} -> {answer}");
         }
-        let reference = match frames::parse(&text) {
+        let reference = match protocol::parse(&text) {
             Ok(envelope) => envelope.reference,
             Err(error) => error.reference().map(str::to_string),
         };

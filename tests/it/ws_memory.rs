@@ -78,14 +78,21 @@ fn items_bytes(items: &[Value]) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_socket_that_never_reads_cannot_pile_up_answers() {
     let queue_bytes = 2 << 20;
-    let server = TestServer::start_with(|c| {
-        c.ws.rate_per_sec = 0;
-        c.ws.write_timeout_secs = 3;
-        assert_eq!(c.ws.outbound_queue_bytes, queue_bytes, "the default bound");
-    })
-    .await;
-    let owner = server.register("owner").await;
-    let greedy = server.register("greedy").await;
+    assert_eq!(
+        hearth::Config::default().ws.outbound_queue_bytes,
+        queue_bytes,
+        "the default bound"
+    );
+    // The binary: the metrics read below are process-wide, and other tests' servers in this
+    // process make slow consumers too.
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("HEARTH_WS__RATE_PER_SEC", "0"),
+        ("HEARTH_WS__WRITE_TIMEOUT_SECS", "3"),
+    ];
+    let server = process::start_with_env(dir.path(), &dir.path().join("data"), &env);
+    let owner = register(&server, "owner").await;
+    let greedy = register(&server, "greedy").await;
     let room = create_room(&server, &owner, "heavy").await;
     let mut o = WsClient::connect(&server, &owner).await;
     o.join(&room).await;
@@ -214,7 +221,10 @@ async fn queue_attack(env: &[(&str, &str)]) -> AttackOutcome {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let mut env = env.to_vec();
-    env.extend([("HEARTH_WS__RATE_PER_SEC", "0"), ("HEARTH_WS__WRITE_TIMEOUT_SECS", "3")]);
+    env.extend([
+        ("HEARTH_WS__RATE_PER_SEC", "0"),
+        ("HEARTH_WS__WRITE_TIMEOUT_SECS", "3"),
+    ]);
     let server = process::start_with_env(dir.path(), &data, &env);
     let pid = server.child.id();
     let owner = register(&server, "owner").await;
@@ -231,8 +241,7 @@ async fn queue_attack(env: &[(&str, &str)]) -> AttackOutcome {
     // Until the server has cut every one of them off (a full queue or a stalled write).
     let started = Instant::now();
     let give_up = started + Duration::from_secs(300);
-    while Instant::now() < give_up && gauge(&server, "hearth_ws_slow_consumers_total").await < 4.0
-    {
+    while Instant::now() < give_up && gauge(&server, "hearth_ws_slow_consumers_total").await < 4.0 {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let attack = started.elapsed();
