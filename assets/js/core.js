@@ -50,8 +50,10 @@ export const state = {
   current: null,
   conn: 'idle',
   providers: [],
-  // Slash commands the server told us about (from /help); /help itself is in the contract.
-  commands: [{ name: 'help', description: 'List the commands available here' }],
+  // What the last `joined` said: the slash commands and the message length limit. Until one
+  // arrives, /help (in the contract) and the contract's default limit.
+  commands: [{ name: 'help', usage: '/help', description: 'lists these commands' }],
+  maxTextChars: 4000,
 };
 
 export class Room {

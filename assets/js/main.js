@@ -472,6 +472,10 @@ async function join(room) {
       return;
     }
     if (room.code === state.current) performance.mark('hearth:joined');
+    if (Array.isArray(answer.commands)) state.commands = answer.commands;
+    if (answer.limits && Number.isInteger(answer.limits.max_text_chars)) {
+      state.maxTextChars = answer.limits.max_text_chars;
+    }
     room.update(answer.room);
     room.setMembers(answer.members);
     room.status = 'ok';
@@ -616,21 +620,7 @@ function learnNames(room) {
 function addNotice(room, text) {
   const notice = { after: room.maxSeq, text: String(text || '') };
   room.notices.push(notice);
-  learnCommands(notice.text);
   if (view && view.room === room) view.onNotice(notice);
-}
-
-/** Reads the command list out of a /help answer: lines like "/name args — what it does". */
-function learnCommands(text) {
-  const found = [];
-  for (const line of text.split('\n')) {
-    const m = line.match(/^\s*[-*•]?\s*\/([A-Za-z0-9_-]+)(?:[ =]([^—–:-]*?))?\s*(?:[—–:-]\s*(.*))?$/);
-    if (m) found.push({ name: m[1], args: (m[2] || '').trim(), description: (m[3] || '').trim() });
-  }
-  if (found.length) {
-    const names = new Set(found.map((c) => c.name));
-    state.commands = [...found, ...state.commands.filter((c) => !names.has(c.name))];
-  }
 }
 
 function markRead() {

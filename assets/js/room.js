@@ -14,7 +14,10 @@ export const EMOJI = [
 const NEAR_BOTTOM = 48;
 const NEAR_TOP = 400;
 const TYPING_EVERY = 2500;
-const MAX_CHARS = 4000;
+/** The server's limit on a message's characters (`joined` says it; 0: none). */
+const maxChars = () => state.maxTextChars;
+/** How a command is called, without its name: `/stock SYMBOL` gives `SYMBOL`. */
+const usageArgs = (command) => (command.usage || '').replace(/^\/\S+\s*/, '');
 let rowTemplate = null;
 
 /** Beside a display name another member also uses: the @username tells them apart. */
@@ -73,7 +76,7 @@ export class RoomView {
     this.hints = h('ul', { class: 'hints', id: 'slash-hints', role: 'listbox', 'aria-label': 'Commands', hidden: true });
     this.input = h('textarea', {
       class: 'composer-input', id: 'composer', rows: '1', 'aria-label': 'Message', placeholder: 'Message',
-      maxlength: String(MAX_CHARS * 2), enterkeyhint: 'send', autocomplete: 'off',
+      enterkeyhint: 'send', autocomplete: 'off',
       'aria-autocomplete': 'list', 'aria-controls': 'slash-hints',
     });
     this.counter = h('span', { class: 'counter', 'aria-live': 'polite' });
@@ -543,8 +546,9 @@ export class RoomView {
   submit() {
     const text = this.input.value.trim();
     if (!text) return;
-    if ([...text].length > MAX_CHARS) {
-      toast(`Messages can have at most ${MAX_CHARS} characters.`, 'error');
+    const max = maxChars();
+    if (max > 0 && [...text].length > max) {
+      toast(`Messages can have at most ${max} characters.`, 'error');
       return;
     }
     this.input.value = '';
@@ -584,8 +588,9 @@ export class RoomView {
     const value = this.input.value;
     saveDraft(this.room.code, value);
     const length = [...value].length;
-    this.counter.textContent = length > MAX_CHARS - 200 ? `${length}/${MAX_CHARS}` : '';
-    this.counter.classList.toggle('over', length > MAX_CHARS);
+    const max = maxChars();
+    this.counter.textContent = max > 0 && length > max - 200 ? `${length}/${max}` : '';
+    this.counter.classList.toggle('over', max > 0 && length > max);
     this.composer.classList.toggle('has-text', value.trim().length > 0);
     if (/^\/\S*$/.test(value)) {
       this.hintIndex = 0;
@@ -621,7 +626,7 @@ export class RoomView {
         this.completeHint();
       },
     }, h('span', { class: 'hint-name' }, `/${command.name}`),
-    command.args ? h('span', { class: 'hint-args' }, ` ${command.args}`) : null,
+    usageArgs(command) ? h('span', { class: 'hint-args' }, ` ${usageArgs(command)}`) : null,
     h('span', { class: 'hint-desc' }, command.description || ''))));
     this.hints.hidden = false;
     this.input.setAttribute('aria-activedescendant', `hint-${this.hintIndex}`);

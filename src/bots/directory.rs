@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 
 use super::host::Grants;
 use super::runtime::{Compiled, Manifest};
+use crate::protocol::CommandView;
 
 /// Where a plugin came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -207,6 +208,32 @@ impl Directory {
             .get(plugin)
             .copied()
             .filter(|until| *until > crate::clock::now_ms())
+    }
+
+    /// The commands a room answers, hearth's own first, as `joined` lists them.
+    pub fn commands(&self) -> Vec<CommandView> {
+        let mut commands = vec![CommandView {
+            name: "help".into(),
+            usage: "/help".into(),
+            description: "lists these commands".into(),
+            bot: None,
+            paused: false,
+        }];
+        if !self.enabled {
+            return commands;
+        }
+        let catalog = self.catalog();
+        for plugin in catalog.plugins.values() {
+            let paused = self.paused_until(plugin.name()).is_some();
+            commands.extend(plugin.manifest.commands.iter().map(|command| CommandView {
+                name: command.name.clone(),
+                usage: command.usage.clone(),
+                description: command.description.clone(),
+                bot: Some(plugin.name().to_string()),
+                paused,
+            }));
+        }
+        commands
     }
 
     /// The answer to /help: hearth's own command and every plugin's, with usage.

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::codes::ErrorCode;
-use super::view::{MemberView, RoomView};
+use super::view::{CommandView, LimitsView, MemberView, RoomView};
 use super::Item;
 
 #[derive(Debug, Clone, Serialize)]
@@ -17,6 +17,8 @@ pub enum ServerFrame<'a> {
         members: &'a [MemberView],
         messages: &'a [Item],
         more: bool,
+        limits: LimitsView,
+        commands: &'a [CommandView],
     },
     Ack {
         #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]

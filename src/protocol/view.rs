@@ -24,6 +24,28 @@ impl From<&RoomRecord> for RoomView {
     }
 }
 
+/// A slash command the room answers, as `joined` lists it for the composer.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct CommandView {
+    /// Without its slash: `stock`.
+    pub name: String,
+    /// How to call it: `/stock SYMBOL`.
+    pub usage: String,
+    pub description: String,
+    /// The bot that answers it; `None` for hearth's own (`/help`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bot: Option<String>,
+    /// Whether its bot is paused after repeated failures (commands wait meanwhile).
+    pub paused: bool,
+}
+
+/// What a client needs to know of the server's limits before it sends.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct LimitsView {
+    /// `rooms.max_text_chars`: the most characters a message may have (0: no limit).
+    pub max_text_chars: usize,
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct MemberView {
     pub username: String,

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use super::actor::{Effect, RoomActor, Subscriber};
 use super::{Action, Caller, Request, RoomError};
 use crate::clock::now_ms;
-use crate::protocol::{MemberView, RoomView, ServerFrame};
+use crate::protocol::{LimitsView, MemberView, RoomView, ServerFrame};
 use crate::sockets::outbox::{ConnHandle, ConnId};
 use crate::store::rooms::{BanRecord, Event, Item, MemberRecord, Page};
 
@@ -95,12 +95,17 @@ impl RoomActor {
         }
         let came_online = self.subscribe(&req.conn);
         let members = self.member_views();
+        let commands = self.ctx.bots.commands();
         let frame = ServerFrame::Joined {
             reference: req.reference.as_deref(),
             room: &RoomView::from(&self.room),
             members: &members,
             messages: &page.items,
             more: page.more,
+            limits: LimitsView {
+                max_text_chars: self.ctx.config.max_text_chars,
+            },
+            commands: &commands,
         }
         .encode();
         self.confirm(req, frame);

@@ -100,15 +100,26 @@ test('older history loads on scroll up; new messages pill; no auto-scroll while 
   await page.context().close();
 });
 
-test('a bot answer is marked as from a bot, and notices show to me alone', async () => {
+test('a bot answer is marked as from a bot, notices show to me alone, and joined sets the composer', async () => {
   // No plugin runs in this server, so the frames a bot's answer and a /help notice would bring
-  // are put into the page's socket by the test, in the shapes docs/protocol.md gives.
+  // are put into the page's socket by the test, in the shapes docs/protocol.md gives; and the
+  // server's `joined` is given a bot's command and a low length limit on its way, so that the
+  // composer shows it uses what `joined` says rather than anything of its own.
   const page = await openPage(browser);
   let socket;
   await page.routeWebSocket(/\/ws$/, (ws) => {
     const server = ws.connectToServer();
     ws.onMessage((m) => server.send(m));
-    server.onMessage((m) => ws.send(m));
+    server.onMessage((m) => {
+      const frame = JSON.parse(m);
+      if (frame.type === 'joined') {
+        frame.commands.push({ name: 'roll', usage: '/roll DICE', description: 'roll some dice', bot: 'dice', paused: false });
+        frame.limits.max_text_chars = 20;
+        ws.send(JSON.stringify(frame));
+      } else {
+        ws.send(m);
+      }
+    });
     socket = ws;
   });
   await signUpQuietly(page, server.url, 'botwatcher');
@@ -124,9 +135,14 @@ test('a bot answer is marked as from a bot, and notices show to me alone', async
   assert.equal(await group.locator('.bot-badge').textContent(), 'BOT');
   socket.send(JSON.stringify({ type: 'notice', room: code, text: 'Commands:\n/help — this list\n/roll DICE — roll some dice' }));
   await page.locator('.notice', { hasText: 'Only you can see this' }).waitFor();
-  // The notice taught the hints a new command.
+  // The hints are `joined`'s commands, with their usage.
   await page.locator('#composer').fill('/r');
-  await page.getByRole('option', { name: /\/roll/ }).waitFor();
+  await page.getByRole('option', { name: /\/roll DICE/ }).waitFor();
+  // And the length limit is `joined`'s: past it the counter says so and nothing is sent.
+  await page.locator('#composer').fill('x'.repeat(21));
+  assert.equal(await page.locator('.counter').textContent(), '21/20');
+  await page.locator('#composer').press('Enter');
+  await page.getByText('Messages can have at most 20 characters.').waitFor();
   await page.locator('#composer').fill('');
   await assertClean(page);
   await page.context().close();

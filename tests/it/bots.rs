@@ -18,6 +18,38 @@ use serde_json::json;
 
 const REPLY_WAIT: Duration = Duration::from_secs(20);
 
+/// `joined` tells the composer what this room answers and how long a message may be, so the
+/// web UI neither hard-codes the limit nor reads `/help`'s prose.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joined_lists_the_commands_and_the_length_limit() {
+    let api = QuoteApi::start().await;
+    let server = TestServer::start_with(|c| {
+        point_stocks_at(c, &api);
+        c.rooms.max_text_chars = 123;
+    })
+    .await;
+    let token = register(&server, "cora").await;
+    let room = create_room(&server, &token, "composer").await;
+    let mut cora = WsClient::connect(&server, &token).await;
+    cora.join(&room).await;
+    wait_for_command(&mut cora, &room, "/stock").await;
+    let joined = cora.join(&room).await;
+    assert_eq!(joined["limits"], json!({"max_text_chars": 123}), "{joined}");
+    let commands = joined["commands"].as_array().unwrap();
+    assert_eq!(
+        commands[0],
+        json!({"name": "help", "usage": "/help", "description": "lists these commands", "paused": false})
+    );
+    let stock = commands.iter().find(|c| c["name"] == "stock").unwrap();
+    assert_eq!(stock["bot"], "stocks");
+    assert_eq!(stock["paused"], false);
+    assert!(
+        stock["usage"].as_str().unwrap().starts_with("/stock"),
+        "{stock}"
+    );
+    assert!(!stock["description"].as_str().unwrap().is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stock_command_answers_in_both_forms_and_explains_bad_symbols() {
     let api = QuoteApi::start().await;
