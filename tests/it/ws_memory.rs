@@ -288,12 +288,16 @@ async fn sockets_that_never_read_cannot_make_a_room_hold_their_answers() {
 
 /// A measurement, not a check: the same attack, printing the server's memory and a chat round
 /// trip. Run it with `cargo test --release --test it ws_memory::measure -- --ignored --nocapture`; set
+/// `HEARTH_ATTACK_SLOTS_OFF=1` to turn only the answer slots off (as before them), or
 /// `HEARTH_ATTACK_UNBOUNDED=1` to run it with the answer slots off and the byte bounds out of
 /// reach, as before them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a measurement; prints the server's memory"]
 async fn measure_server_memory_under_the_queue_attack() {
     let mut env = Vec::new();
+    if std::env::var_os("HEARTH_ATTACK_SLOTS_OFF").is_some() {
+        env.push(("HEARTH_WS__MAX_ANSWERS_IN_FLIGHT", "0"));
+    }
     if std::env::var_os("HEARTH_ATTACK_UNBOUNDED").is_some() {
         env.push(("HEARTH_WS__MAX_ANSWERS_IN_FLIGHT", "0"));
         env.push(("HEARTH_WS__OUTBOUND_QUEUE_BYTES", "17179869184"));
