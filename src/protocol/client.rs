@@ -132,7 +132,9 @@ mod tests {
 
     #[test]
     fn parse_table() {
-        let cases: &[(&str, Result<(&str, Action), ()>)] = &[
+        // The frame's text, and the room and action it parses to (`Err` if refused).
+        type Case<'a> = (&'a str, Result<(&'a str, Action), ()>);
+        let cases: &[Case] = &[
             (
                 r#"{"type":"join","room":"abc","ref":"1"}"#,
                 Ok(("abc", Action::Join { since: None })),

@@ -23,7 +23,7 @@ export async function startHearth({ port = 0, dataDir, env = {} } = {}) {
   const cwd = mkdtempSync(path.join(os.tmpdir(), 'hearth-cwd-'));
   const childEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('HEARTH_')));
   const child = spawn(BIN, ['serve', '--bind', `127.0.0.1:${port}`, '--data-dir', path.join(dir, 'data')], {
-    cwd, env: { ...childEnv, NO_COLOR: '1', HEARTH_LOG: 'warn,hearth::server=info', ...env },
+    cwd, env: { ...childEnv, NO_COLOR: '1', HEARTH_LOG: 'warn,hearth::app=info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs = [];
