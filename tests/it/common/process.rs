@@ -26,13 +26,7 @@ pub fn hearth(dir: &Path) -> Command {
     let argv = argv();
     let mut cmd = Command::new(&argv[0]);
     cmd.args(&argv[1..]);
-    cmd.current_dir(dir).env("NO_COLOR", "1");
-    for (key, _) in std::env::vars() {
-        if key.starts_with("HEARTH_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd
+    clean(cmd, dir)
 }
 
 /// Like [`hearth`], started under `umask` by a shell, so that the umask is the child's alone
@@ -43,6 +37,11 @@ pub fn hearth_under_umask(dir: &Path, umask: &str) -> Command {
         .arg(format!("umask {umask} && exec \"$@\""))
         .arg("sh")
         .args(argv());
+    clean(cmd, dir)
+}
+
+/// Runs `cmd` in `dir` with no HEARTH_* variable of the caller's.
+fn clean(mut cmd: Command, dir: &Path) -> Command {
     cmd.current_dir(dir).env("NO_COLOR", "1");
     for (key, _) in std::env::vars() {
         if key.starts_with("HEARTH_") {
