@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
+use hearth::ids::RoomCode;
 use hearth::protocol::{self, ServerFrame};
 use hearth::sockets::{ConnHandle, QueueBound};
 use hearth::store::rooms::Item;
@@ -77,6 +78,7 @@ fn store_append(c: &mut Criterion) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let store = runtime.block_on(async { Store::open(dir.path()).unwrap() });
+    let room = RoomCode::parse("K7MP2X").unwrap();
     let mut group = c.benchmark_group("append items + one durable commit");
     group.sample_size(20);
     for batch in [1u64, 64, 512] {
@@ -87,7 +89,7 @@ fn store_append(c: &mut Criterion) {
                 for _ in 0..batch {
                     seq += 1;
                     let item = Item::chat(seq, seq, 0, "alice", "hello there".into());
-                    store.put_item("K7MP2X", &item).unwrap();
+                    store.put_item(&room, &item).unwrap();
                 }
                 runtime.block_on(store.commit()).unwrap();
             })

@@ -8,7 +8,7 @@ use std::path::Path;
 
 /// Bottom first.
 const LAYERS: &[&[&str]] = &[
-    &["clock", "config", "files", "names"],
+    &["clock", "config", "files", "ids", "names"],
     &["store"],
     &["protocol"],
     &["auth", "limits", "sockets", "bots", "rooms"],

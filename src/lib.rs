@@ -6,7 +6,7 @@
 //! test, checks that no module reaches one above it and that no layer has a cycle):
 //!
 //! ```text
-//! clock, config, files, names → store → protocol → auth, limits, sockets, bots, rooms
+//! clock, config, files, ids, names → store → protocol → auth, limits, sockets, bots, rooms
 //!   → http → api, oauth, ws, web → app; admin and backup beside app
 //! ```
 //!
@@ -15,6 +15,7 @@
 //!   environment < flags) and its validation; every error names the key and its source.
 //! - [`files`]: file modes: the process umask, a private data directory, the warning for an
 //!   open one.
+//! - [`ids`]: identifiers that carry a promise as types: [`ids::RoomCode`], always canonical.
 //! - [`names`]: display names and room names made safe to show (no format characters, NFKC)
 //!   and the check that a reaction is a real emoji.
 //! - [`store`]: the sled database: typed trees, schema version, the group-commit writer that
@@ -30,7 +31,7 @@
 //! - [`bots`]: WebAssembly bot plugins: the wasmtime sandbox, the imports hearth grants, the
 //!   durable command queue and its workers, bundled plugins and the live plugins folder. Bots
 //!   post their answers through [`bots::Answers`], which the rooms implement.
-//! - [`rooms`]: room codes, the room actors that own each active room, and the registry that
+//! - [`rooms`]: the room actors that own each active room, and the registry that
 //!   starts and retires them.
 //! - [`http`]: what the HTTP edges share: [`http::error::AppError`], the one error type
 //!   handlers answer with, and the extractors for the signed-in user and the client address.
@@ -59,6 +60,7 @@ pub mod clock;
 pub mod config;
 pub mod files;
 pub mod http;
+pub mod ids;
 pub mod limits;
 pub mod names;
 pub mod oauth;

@@ -3,7 +3,7 @@
 //! address. Each is configured with 0 meaning "off"; each refusal says what was limited and,
 //! for rates, when to try again. The sign-in limits live with the accounts (`auth`), the
 //! per-socket frame rate with the socket (`ws::limits`), body, head and timeouts with the HTTP
-//! server (`server`).
+//! server (`app::listen`).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use crate::auth::throttle::{ip_key, Throttle};
 use crate::config::Config;
+use crate::ids::RoomCode;
 use crate::protocol::ErrorCode;
 use crate::store::Store;
 
@@ -44,6 +45,15 @@ impl GuessingCodes {
             retry_secs(self.retry_after)
         )
     }
+}
+
+/// Why a room a client named was not let through to it ([`Limits::admit`]).
+#[derive(Debug)]
+pub enum NotAdmitted {
+    /// The address tried too many unknown codes, and the caller is not a member of this room.
+    Guessing(GuessingCodes),
+    /// The text cannot be a room code.
+    NoSuchCode,
 }
 
 /// Why a room creation or a socket was refused.
@@ -120,33 +130,34 @@ impl Limits {
         self.room_creations.give_back(&user.to_string());
     }
 
-    /// Before a request from `ip` by `user` that names a room (`code` normalized, `None` if it
-    /// cannot be a code): an address that has tried too many unknown codes may still name
-    /// rooms its user belongs to, and nothing else. Membership gives nothing away: a code the
-    /// caller is not a member of is refused the same whether or not the room exists.
-    pub fn name_room(
+    /// The one gate for every request that names a room, over HTTP and the socket alike: the
+    /// code as the client wrote it, from `ip`, by `caller` (`None` before sign-in: an invite
+    /// link's page). An address that has tried too many unknown codes may still name rooms its
+    /// user belongs to, and nothing else; membership gives nothing away, since a code the
+    /// caller is not a member of is refused the same whether or not the room exists. Text that
+    /// cannot be a code counts as an unknown code. Whether the room exists is for its owner to
+    /// say (the store, or the room's actor); the caller then reports [`Limits::unknown_code`].
+    pub fn admit(
         &self,
         store: &Store,
         ip: IpAddr,
-        user: u64,
-        code: Option<&str>,
-    ) -> Result<(), GuessingCodes> {
-        let Err(retry_after) = self.code_guesses.check(&ip_key(ip)) else {
-            return Ok(());
-        };
-        match code {
-            Some(code) if store.is_member(code, user).unwrap_or(false) => Ok(()),
-            _ => Err(GuessingCodes { retry_after }),
+        caller: Option<u64>,
+        raw: &str,
+    ) -> Result<RoomCode, NotAdmitted> {
+        let code = RoomCode::parse(raw);
+        if let Err(retry_after) = self.code_guesses.check(&ip_key(ip)) {
+            let member = match (&code, caller) {
+                (Some(code), Some(user)) => store.is_member(code, user).unwrap_or(false),
+                _ => false,
+            };
+            if !member {
+                return Err(NotAdmitted::Guessing(GuessingCodes { retry_after }));
+            }
         }
-    }
-
-    /// Before a look-up of a room by code with no user to it (an invite link's sign-up page):
-    /// refused while `ip` has tried too many unknown codes.
-    pub fn look_up_code(&self, ip: IpAddr) -> Result<(), GuessingCodes> {
-        match self.code_guesses.check(&ip_key(ip)) {
-            Ok(()) => Ok(()),
-            Err(retry_after) => Err(GuessingCodes { retry_after }),
-        }
+        code.ok_or_else(|| {
+            self.unknown_code(ip);
+            NotAdmitted::NoSuchCode
+        })
     }
 
     /// `ip` named a room that does not exist.

@@ -109,7 +109,7 @@ fuzz_target!(|ops: Vec<Op>| {
     let mut seen: HashMap<(usize, String), u64> = HashMap::new();
     for (n, op) in ops.iter().take(200).enumerate() {
         let user = usize::from(op.user) % USERS;
-        let mut room = rooms[usize::from(op.room & 1)].clone();
+        let mut room = rooms[usize::from(op.room & 1)].to_string();
         if op.room & 2 != 0 {
             room = room.to_lowercase();
         }

@@ -9,7 +9,7 @@ use super::ApiState;
 use crate::auth::PublicUser;
 use crate::http::error::{ApiPath, AppError};
 use crate::http::extract::{ClientIp, CurrentUser};
-use crate::rooms::code;
+use crate::limits::NotAdmitted;
 
 /// `{"user": ...}` when the request carries a live session, `{"user": null}` otherwise. Unlike
 /// `/api/me` it answers 200 either way, so a signed-out page load logs no failed request.
@@ -30,12 +30,12 @@ pub async fn invite(
     ClientIp(ip): ClientIp,
     ApiPath(raw): ApiPath<String>,
 ) -> Result<Json<Value>, AppError> {
-    state.limits.look_up_code(ip)?;
-    let room = match code::normalize(&raw) {
-        Some(code) => state.store.room(&code)?,
-        None => None,
+    let code = match state.limits.admit(&state.store, ip, None, &raw) {
+        Ok(code) => code,
+        Err(NotAdmitted::NoSuchCode) => return Ok(Json(json!({ "room": null }))),
+        Err(refused) => return Err(refused.into()),
     };
-    let Some(room) = room else {
+    let Some(room) = state.store.room(&code)? else {
         state.limits.unknown_code(ip);
         return Ok(Json(json!({ "room": null })));
     };

@@ -13,8 +13,9 @@ use tokio::sync::oneshot;
 use super::ApiState;
 use crate::http::error::{ApiJson, ApiPath, AppError};
 use crate::http::extract::{ClientIp, CurrentUser};
+use crate::ids::RoomCode;
 use crate::protocol::view::{MemberView, RoomView};
-use crate::rooms::{code, create, RoomCommand, RoomError};
+use crate::rooms::{create, RoomCommand, RoomError};
 use crate::rooms::{fit_page, history_limit, Keep};
 use crate::store::rooms::RoomRecord;
 
@@ -102,24 +103,17 @@ pub async fn messages(
     Ok(Json(json!({ "messages": page.items, "more": page.more })))
 }
 
-/// The room, if it exists and the caller is a member. Codes that do not exist count against
-/// the client's address (see [`crate::limits`]).
+/// The room, if it exists and the caller is a member: the code passes the gate every path
+/// that names a room passes ([`crate::limits::Limits::admit`]).
 fn member_room(
     state: &ApiState,
     current: &CurrentUser,
     ip: IpAddr,
-    code: &str,
+    raw: &str,
 ) -> Result<RoomRecord, AppError> {
     let user = current.auth.user.id;
-    let code = code::normalize(code);
-    state
-        .limits
-        .name_room(&state.store, ip, user, code.as_deref())?;
-    let room = match &code {
-        Some(code) => state.store.room(code)?,
-        None => None,
-    };
-    let Some(room) = room else {
+    let code = state.limits.admit(&state.store, ip, Some(user), raw)?;
+    let Some(room) = state.store.room(&code)? else {
         state.limits.unknown_code(ip);
         return Err(RoomError::UnknownRoom.into());
     };
@@ -130,7 +124,7 @@ fn member_room(
 }
 
 /// Members with a subscribed socket; nobody when the room's actor is not running.
-async fn online_members(state: &ApiState, code: &str) -> HashSet<u64> {
+async fn online_members(state: &ApiState, code: &RoomCode) -> HashSet<u64> {
     let Some(inbox) = state.rooms.running(code) else {
         return HashSet::new();
     };

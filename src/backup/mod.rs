@@ -350,6 +350,7 @@ pub fn export_json(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::RoomCode;
     use crate::store::accounts::NewUser;
     use crate::store::rooms::Item;
 
@@ -380,7 +381,9 @@ mod tests {
             let id = store.next_id().unwrap();
             last = last.max(id);
             let item = Item::chat(seq, id, seq, "ann", format!("message {seq}"));
-            store.put_item("ABCDEF", &item).unwrap();
+            store
+                .put_item(&RoomCode::parse("ABCDEF").unwrap(), &item)
+                .unwrap();
         }
         store.flush_blocking().unwrap();
         last
@@ -406,7 +409,9 @@ mod tests {
         let restored = restore(&config(&target), &file).unwrap();
         assert_eq!(restored.records, done.records);
         let store = Store::open(&target).unwrap();
-        let page = store.items_after("ABCDEF", 0, 2000).unwrap();
+        let page = store
+            .items_after(&RoomCode::parse("ABCDEF").unwrap(), 0, 2000)
+            .unwrap();
         assert_eq!(page.items.len(), 1000);
         assert_eq!(page.items[999].text.as_deref(), Some("message 1000"));
         assert_eq!(store.user_by_name("ben").unwrap().unwrap().username, "ben");

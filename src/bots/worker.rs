@@ -310,7 +310,7 @@ async fn call(
     job: &JobRecord,
 ) -> Result<Vec<BotAction>, CallError> {
     let invocation = Invocation {
-        room: job.room.clone(),
+        room: job.room.to_string(),
         caller: job.caller.clone(),
         command: job.command.clone(),
         args: job.args.clone(),

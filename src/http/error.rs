@@ -16,7 +16,7 @@ use serde_json::json;
 
 use crate::auth::AuthError;
 use crate::config::Config;
-use crate::limits::{retry_secs, GuessingCodes, Refused};
+use crate::limits::{retry_secs, GuessingCodes, NotAdmitted, Refused};
 use crate::protocol::ErrorCode;
 use crate::rooms::RoomError;
 use crate::store::StoreError;
@@ -52,6 +52,15 @@ pub enum AppError {
 impl From<GuessingCodes> for AppError {
     fn from(e: GuessingCodes) -> AppError {
         AppError::Limited(e.into())
+    }
+}
+
+impl From<NotAdmitted> for AppError {
+    fn from(e: NotAdmitted) -> AppError {
+        match e {
+            NotAdmitted::Guessing(e) => e.into(),
+            NotAdmitted::NoSuchCode => RoomError::UnknownRoom.into(),
+        }
     }
 }
 

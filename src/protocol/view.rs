@@ -2,11 +2,12 @@
 
 use serde::Serialize;
 
+use crate::ids::RoomCode;
 use crate::store::rooms::RoomRecord;
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct RoomView {
-    pub code: String,
+    pub code: RoomCode,
     pub name: String,
     /// The host's username.
     pub host: String,

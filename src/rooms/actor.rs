@@ -19,6 +19,7 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 
 use super::registry::{Registry, Retirement, RoomContext};
 use super::{RoomCommand, RoomError};
+use crate::ids::RoomCode;
 use crate::protocol::{ErrorCode, ServerFrame};
 use crate::sockets::outbox::{ConnHandle, ConnId};
 use crate::store::rooms::{BanRecord, MemberRecord, RoomRecord};
@@ -78,7 +79,7 @@ pub(super) struct Subscriber {
 
 pub(super) struct RoomActor {
     pub ctx: Arc<RoomContext>,
-    pub code: String,
+    pub code: RoomCode,
     pub room: RoomRecord,
     pub members: HashMap<u64, MemberRecord>,
     pub bans: HashMap<u64, BanRecord>,
@@ -104,7 +105,7 @@ pub(super) struct RoomActor {
 
 impl RoomActor {
     /// Loads a room's state from the store; `None` if no such room exists.
-    pub fn load(ctx: Arc<RoomContext>, code: &str) -> Result<Option<RoomActor>, RoomError> {
+    pub fn load(ctx: Arc<RoomContext>, code: &RoomCode) -> Result<Option<RoomActor>, RoomError> {
         let Some(room) = ctx.store.room(code)? else {
             return Ok(None);
         };
@@ -116,7 +117,7 @@ impl RoomActor {
             ticket,
             durable_seq: next_seq - 1,
             stale: false,
-            code: code.to_string(),
+            code: code.clone(),
             room,
             members,
             bans,

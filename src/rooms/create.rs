@@ -1,8 +1,9 @@
 //! Creating a room. It happens outside any actor: until the code is handed out nobody else can
 //! address the room, so the store's transaction is the only owner it needs.
 
-use super::{code, RoomError};
+use super::RoomError;
 use crate::clock::now_ms;
+use crate::ids::RoomCode;
 use crate::store::rooms::{Event, Item, MemberRecord, RoomRecord};
 use crate::store::{Store, UserRecord};
 
@@ -31,7 +32,7 @@ pub async fn create_room(
         joined_at: now,
     };
     for _ in 0..CODE_ATTEMPTS {
-        let code = code::generate().map_err(|e| RoomError::Internal(e.to_string()))?;
+        let code = RoomCode::generate().map_err(|e| RoomError::Internal(e.to_string()))?;
         let room = RoomRecord {
             code: code.clone(),
             name: name.to_string(),

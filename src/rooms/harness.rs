@@ -15,8 +15,9 @@ use serde_json::{json, Value};
 
 use super::actor::RoomActor;
 use super::registry::RoomContext;
-use super::{code, create, Action, Caller, Request, RoomError};
+use super::{create, Action, Caller, Request, RoomError};
 use crate::config::RoomsConfig;
+use crate::ids::RoomCode;
 use crate::protocol::{self, ErrorCode};
 use crate::sockets::outbox::{ConnHandle, QueueBound};
 use crate::sockets::Connections;
@@ -40,7 +41,7 @@ pub struct Harness {
     runtime: tokio::runtime::Runtime,
     store: Store,
     ctx: Arc<RoomContext>,
-    actors: HashMap<String, RoomActor>,
+    actors: HashMap<RoomCode, RoomActor>,
     users: Vec<User>,
 }
 
@@ -117,7 +118,7 @@ impl Harness {
     }
 
     /// Creates a room hosted by `user`, as `POST /api/rooms` does; answers its code.
-    pub fn create_room(&mut self, user: usize, name: &str) -> Result<String, RoomError> {
+    pub fn create_room(&mut self, user: usize, name: &str) -> Result<RoomCode, RoomError> {
         let creator = &self.users[user].record;
         let max = self.ctx.config.max_name_chars;
         let room = self
@@ -135,17 +136,17 @@ impl Harness {
             Err(error) => return vec![error_frame(error.reference(), ErrorCode::BadRequest)],
         };
         let reference = envelope.reference;
-        let Some(code) = code::normalize(&envelope.room) else {
+        let Some(code) = RoomCode::parse(&envelope.room) else {
             return vec![error_frame(reference.as_deref(), ErrorCode::UnknownRoom)];
         };
         self.act(user, &code, envelope.action, reference)
     }
 
-    /// One command from `user` to the room `code` (normalized), as the socket sends it.
+    /// One command from `user` to the room `code`, as the socket sends it.
     pub fn act(
         &mut self,
         user: usize,
-        code: &str,
+        code: &RoomCode,
         action: Action,
         reference: Option<String>,
     ) -> Vec<Value> {
@@ -183,7 +184,7 @@ impl Harness {
 
     /// Lets go of a room's actor (it stays in the store): what a long fuzzing run does with
     /// rooms it is done with.
-    pub fn forget_room(&mut self, code: &str) {
+    pub fn forget_room(&mut self, code: &RoomCode) {
         self.actors.remove(code);
     }
 
@@ -197,10 +198,10 @@ impl Harness {
         self.runtime.block_on(self.store.commit())
     }
 
-    fn actor(&mut self, code: &str) -> Result<&mut RoomActor, RoomError> {
+    fn actor(&mut self, code: &RoomCode) -> Result<&mut RoomActor, RoomError> {
         if !self.actors.contains_key(code) {
             let actor = RoomActor::load(self.ctx.clone(), code)?.ok_or(RoomError::UnknownRoom)?;
-            self.actors.insert(code.to_string(), actor);
+            self.actors.insert(code.clone(), actor);
         }
         self.actors.get_mut(code).ok_or(RoomError::UnknownRoom)
     }
@@ -209,7 +210,7 @@ impl Harness {
     /// start at 1 without gaps, the host is a member whenever anyone is, nobody banned is a
     /// member, the room actor's memory agrees with the store, and only members' sockets are
     /// subscribed. Answers the first broken one.
-    pub fn check(&self, code: &str) -> Result<RoomState, String> {
+    pub fn check(&self, code: &RoomCode) -> Result<RoomState, String> {
         let store = &self.store;
         let fail = |e: StoreError| e.to_string();
         let room = store

@@ -1,7 +1,6 @@
 //! Rooms: one actor task per active room owns that room's state; the registry starts, finds and
 //! retires them.
 //!
-//! - [`code`]: room codes.
 //! - [`registry`]: the only shared map, from code to a running actor's inbox.
 //! - [`actor`]: the actor loop: batching, durability (group commit) before effects, retirement.
 //! - [`handlers`]: what each command does to a room.
@@ -14,7 +13,6 @@
 //! messages, so moving rooms across machines would be a change of transport.
 
 mod actor;
-pub mod code;
 mod commands;
 pub mod create;
 mod handlers;

@@ -17,6 +17,7 @@ use super::actor::RoomActor;
 use super::{RoomCommand, RoomError};
 use crate::bots::Directory;
 use crate::config::RoomsConfig;
+use crate::ids::RoomCode;
 use crate::sockets::Connections;
 use crate::store::Store;
 
@@ -30,7 +31,7 @@ pub struct RoomContext {
 }
 
 pub struct Registry {
-    rooms: Mutex<HashMap<String, mpsc::Sender<RoomCommand>>>,
+    rooms: Mutex<HashMap<RoomCode, mpsc::Sender<RoomCommand>>>,
     ctx: Arc<RoomContext>,
     stopping: AtomicBool,
     actors: TaskTracker,
@@ -54,9 +55,13 @@ impl Registry {
         })
     }
 
-    /// Sends a command to a room (code already normalized), starting its actor if needed.
+    /// Sends a command to a room, starting its actor if needed.
     /// Waits while the room's inbox is full: backpressure on this sender only.
-    pub async fn send(self: &Arc<Self>, code: &str, command: RoomCommand) -> Result<(), RoomError> {
+    pub async fn send(
+        self: &Arc<Self>,
+        code: &RoomCode,
+        command: RoomCommand,
+    ) -> Result<(), RoomError> {
         let mut command = command;
         // An inbox can close between lookup and send when its actor retires; the retry finds
         // the actor's next inbox or starts a new one.
@@ -73,7 +78,7 @@ impl Registry {
     }
 
     /// Sends only if the room's actor is running (used when a socket goes away).
-    pub async fn send_if_running(&self, code: &str, command: RoomCommand) {
+    pub async fn send_if_running(&self, code: &RoomCode, command: RoomCommand) {
         let inbox = self.lock().get(code).cloned();
         if let Some(inbox) = inbox {
             let _ = inbox.send(command).await;
@@ -81,11 +86,11 @@ impl Registry {
     }
 
     /// The running actor's inbox, if any; never starts one.
-    pub fn running(&self, code: &str) -> Option<mpsc::Sender<RoomCommand>> {
+    pub fn running(&self, code: &RoomCode) -> Option<mpsc::Sender<RoomCommand>> {
         self.lock().get(code).filter(|tx| !tx.is_closed()).cloned()
     }
 
-    fn inbox(self: &Arc<Self>, code: &str) -> Result<mpsc::Sender<RoomCommand>, RoomError> {
+    fn inbox(self: &Arc<Self>, code: &RoomCode) -> Result<mpsc::Sender<RoomCommand>, RoomError> {
         if self.stopping.load(Ordering::Acquire) {
             return Err(RoomError::ShuttingDown);
         }
@@ -97,14 +102,18 @@ impl Registry {
         // state read here is the latest.
         let actor = RoomActor::load(self.ctx.clone(), code)?.ok_or(RoomError::UnknownRoom)?;
         let (tx, rx) = mpsc::channel(self.ctx.config.inbox_depth);
-        rooms.insert(code.to_string(), tx.clone());
+        rooms.insert(code.clone(), tx.clone());
         metrics::gauge!("hearth_rooms_active").increment(1.0);
         self.actors.spawn(actor.run(rx, self.clone()));
         Ok(tx)
     }
 
     /// Called by an idle actor that wants to stop.
-    pub(super) fn retire(&self, code: &str, inbox: &mut mpsc::Receiver<RoomCommand>) -> Retirement {
+    pub(super) fn retire(
+        &self,
+        code: &RoomCode,
+        inbox: &mut mpsc::Receiver<RoomCommand>,
+    ) -> Retirement {
         let mut rooms = self.lock();
         inbox.close();
         let mut late = Vec::new();
@@ -117,12 +126,12 @@ impl Registry {
             return Retirement::Stop;
         }
         let (tx, rx) = mpsc::channel(self.ctx.config.inbox_depth);
-        rooms.insert(code.to_string(), tx);
+        rooms.insert(code.clone(), tx);
         Retirement::Continue(rx, late)
     }
 
     /// Called by an actor that stops for good (shutdown).
-    pub(super) fn forget(&self, code: &str) {
+    pub(super) fn forget(&self, code: &RoomCode) {
         if self.lock().remove(code).is_some() {
             metrics::gauge!("hearth_rooms_active").decrement(1.0);
         }
@@ -147,7 +156,7 @@ impl Registry {
         &self.ctx
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, mpsc::Sender<RoomCommand>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<RoomCode, mpsc::Sender<RoomCommand>>> {
         self.rooms.lock().unwrap_or_else(|p| p.into_inner())
     }
 }

@@ -128,8 +128,7 @@ impl ConnHandle {
             || queue.bytes + frame.len() > self.inner.max_bytes;
         if full {
             drop(queue);
-            metrics::counter!("hearth_ws_slow_consumers_total").increment(1);
-            self.close(SLOW_CONSUMER.0, SLOW_CONSUMER.1);
+            self.close_slow();
             return false;
         }
         let was_empty = queue.frames.is_empty();
@@ -222,10 +221,20 @@ impl ConnHandle {
     }
 
     /// Asks the socket to close with `code`; the first request wins.
-    pub fn close(&self, code: u16, reason: impl Into<Cow<'static, str>>) {
-        if self.inner.close.set((code, reason.into())).is_ok() {
+    /// Asks for the socket to close; the first request wins. True if it was this one.
+    pub fn close(&self, code: u16, reason: impl Into<Cow<'static, str>>) -> bool {
+        let first = self.inner.close.set((code, reason.into())).is_ok();
+        if first {
             self.inner.closed.notify_waiters();
             self.inner.closed.notify_one();
+        }
+        first
+    }
+
+    /// Closes the socket as a slow consumer (1013): its queue is full, or a write stalled.
+    pub fn close_slow(&self) {
+        if self.close(SLOW_CONSUMER.0, SLOW_CONSUMER.1) {
+            metrics::counter!("hearth_ws_slow_consumers_total").increment(1);
         }
     }
 

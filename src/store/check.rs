@@ -189,6 +189,7 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::code;
     use crate::store::rooms::Item;
     use crate::store::Store;
 
@@ -211,7 +212,7 @@ mod tests {
         {
             let store = Store::open(dir.path()).unwrap();
             let good = Item::chat(1, 1, 0, "ann", "fine".into());
-            store.put_item("ABCDEF", &good).unwrap();
+            store.put_item(&code("ABCDEF"), &good).unwrap();
             let mut key = b"ABCDEF".to_vec();
             key.extend_from_slice(&2u64.to_be_bytes());
             store
@@ -252,7 +253,7 @@ mod tests {
         {
             let store = Store::open(dir.path()).unwrap();
             store
-                .put_item("ABCDEF", &Item::chat(1, 1, 0, "ann", "x".into()))
+                .put_item(&code("ABCDEF"), &Item::chat(1, 1, 0, "ann", "x".into()))
                 .unwrap();
             store
                 .trees()
@@ -275,7 +276,7 @@ mod tests {
         {
             let store = Store::open(dir.path()).unwrap();
             store
-                .put_item("ABCDEF", &Item::chat(1, 1, 0, "ann", "x".into()))
+                .put_item(&code("ABCDEF"), &Item::chat(1, 1, 0, "ann", "x".into()))
                 .unwrap();
             store.set_schema_version_for_test(1).unwrap();
         }

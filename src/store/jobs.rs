@@ -10,6 +10,7 @@ use sled::Transactional;
 
 use super::rooms::{item_key, Item};
 use super::{decode, encode_bounded, Result, Store, StoreError};
+use crate::ids::RoomCode;
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
@@ -28,7 +29,7 @@ pub enum JobState {
 pub struct JobRecord {
     pub id: u64,
     pub plugin: String,
-    pub room: String,
+    pub room: RoomCode,
     pub caller: String,
     pub command: String,
     pub args: String,
@@ -73,7 +74,7 @@ fn plugin_prefix(plugin: &str) -> Vec<u8> {
 
 impl Store {
     /// Stores a command's message and its job together: both or neither.
-    pub fn put_item_with_job(&self, code: &str, item: &Item, job: &JobRecord) -> Result<()> {
+    pub fn put_item_with_job(&self, code: &RoomCode, item: &Item, job: &JobRecord) -> Result<()> {
         let item_raw = encode_bounded(item)?;
         let job_raw = encode_bounded(job)?;
         let item_key = item_key(code, item.seq);
@@ -93,7 +94,7 @@ impl Store {
     /// the finished job together. Answers false, writing nothing, if the job was finished already.
     pub fn finish_job(
         &self,
-        code: &str,
+        code: &RoomCode,
         items: &[Item],
         updated: Option<&Item>,
         job: &JobRecord,

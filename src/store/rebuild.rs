@@ -145,6 +145,7 @@ pub(super) fn into_current_layout(dir: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::code;
     use crate::store::rooms::Item;
     use crate::store::{encode, SCHEMA_KEY};
 
@@ -197,7 +198,7 @@ mod tests {
             layout::inspect(&db_dir).unwrap(),
             layout::Found::Current(Layout::CURRENT)
         );
-        let page = store.items_after("ABCDEF", 0, 1000).unwrap();
+        let page = store.items_after(&code("ABCDEF"), 0, 1000).unwrap();
         assert_eq!(page.items.len(), 60);
         for (n, item) in page.items.iter().enumerate() {
             assert_eq!(
@@ -215,7 +216,7 @@ mod tests {
         drop(store);
         // And it opens as it is from then on.
         let again = Store::open(dir.path()).unwrap();
-        assert_eq!(again.last_seq("ABCDEF").unwrap(), 60);
+        assert_eq!(again.last_seq(&code("ABCDEF")).unwrap(), 60);
     }
 
     /// A rebuild stopped between its two renames leaves the old database whole; the next open
@@ -228,7 +229,7 @@ mod tests {
         std::fs::rename(&db_dir, previous(&db_dir)).unwrap();
         std::fs::create_dir(staging(&db_dir)).unwrap();
         let store = Store::open(dir.path()).unwrap();
-        assert_eq!(store.last_seq("ABCDEF").unwrap(), 3);
+        assert_eq!(store.last_seq(&code("ABCDEF")).unwrap(), 3);
         assert!(!previous(&db_dir).exists() && !staging(&db_dir).exists());
     }
 }

@@ -14,10 +14,11 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
 use super::{decode, encode, encode_bounded, Result, Store, StoreError};
+use crate::ids::RoomCode;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct RoomRecord {
-    pub code: String,
+    pub code: RoomCode,
     pub name: String,
     pub created_at: u64,
     /// The host's user id and username; kept when the host leaves an emptied room, so the
@@ -182,14 +183,14 @@ pub struct Page {
     pub more: bool,
 }
 
-fn key(code: &str, suffix: u64) -> Vec<u8> {
+fn key(code: &RoomCode, suffix: u64) -> Vec<u8> {
     let mut key = code.as_bytes().to_vec();
     key.extend_from_slice(&suffix.to_be_bytes());
     key
 }
 
 /// The `items` key of a room's item.
-pub(crate) fn item_key(code: &str, seq: u64) -> Vec<u8> {
+pub(crate) fn item_key(code: &RoomCode, seq: u64) -> Vec<u8> {
     key(code, seq)
 }
 
@@ -204,7 +205,7 @@ fn suffix_u64(tree: &'static str, key: &[u8]) -> Result<u64> {
     Ok(u64::from_be_bytes(tail))
 }
 
-fn user_room_key(user_id: u64, code: &str) -> Vec<u8> {
+fn user_room_key(user_id: u64, code: &RoomCode) -> Vec<u8> {
     let mut key = user_id.to_be_bytes().to_vec();
     key.extend_from_slice(code.as_bytes());
     key
@@ -245,7 +246,7 @@ impl Store {
         })
     }
 
-    pub fn room(&self, code: &str) -> Result<Option<RoomRecord>> {
+    pub fn room(&self, code: &RoomCode) -> Result<Option<RoomRecord>> {
         self.trees()?
             .rooms
             .get(code.as_bytes())?
@@ -261,7 +262,7 @@ impl Store {
     }
 
     /// Every member of a room with their user id, in no particular order.
-    pub fn members(&self, code: &str) -> Result<Vec<(u64, MemberRecord)>> {
+    pub fn members(&self, code: &RoomCode) -> Result<Vec<(u64, MemberRecord)>> {
         self.trees()?
             .members
             .scan_prefix(code.as_bytes())
@@ -272,11 +273,11 @@ impl Store {
             .collect()
     }
 
-    pub fn is_member(&self, code: &str, user_id: u64) -> Result<bool> {
+    pub fn is_member(&self, code: &RoomCode, user_id: u64) -> Result<bool> {
         Ok(self.trees()?.members.contains_key(key(code, user_id))?)
     }
 
-    pub fn put_member(&self, code: &str, user_id: u64, member: &MemberRecord) -> Result<()> {
+    pub fn put_member(&self, code: &RoomCode, user_id: u64, member: &MemberRecord) -> Result<()> {
         self.write(|t| {
             t.members.insert(key(code, user_id), encode(member))?;
             t.user_rooms.insert(
@@ -287,7 +288,7 @@ impl Store {
         })
     }
 
-    pub fn remove_member(&self, code: &str, user_id: u64) -> Result<()> {
+    pub fn remove_member(&self, code: &RoomCode, user_id: u64) -> Result<()> {
         self.write(|t| {
             t.members.remove(key(code, user_id))?;
             t.user_rooms.remove(user_room_key(user_id, code))?;
@@ -295,7 +296,7 @@ impl Store {
         })
     }
 
-    pub fn bans(&self, code: &str) -> Result<Vec<(u64, BanRecord)>> {
+    pub fn bans(&self, code: &RoomCode) -> Result<Vec<(u64, BanRecord)>> {
         self.trees()?
             .bans
             .scan_prefix(code.as_bytes())
@@ -306,14 +307,14 @@ impl Store {
             .collect()
     }
 
-    pub fn put_ban(&self, code: &str, user_id: u64, ban: &BanRecord) -> Result<()> {
+    pub fn put_ban(&self, code: &RoomCode, user_id: u64, ban: &BanRecord) -> Result<()> {
         self.write(|t| {
             t.bans.insert(key(code, user_id), encode(ban))?;
             Ok(())
         })
     }
 
-    pub fn remove_ban(&self, code: &str, user_id: u64) -> Result<()> {
+    pub fn remove_ban(&self, code: &RoomCode, user_id: u64) -> Result<()> {
         self.write(|t| {
             t.bans.remove(key(code, user_id))?;
             Ok(())
@@ -325,7 +326,13 @@ impl Store {
         let mut joined = Vec::new();
         for entry in self.trees()?.user_rooms.scan_prefix(user_id.to_be_bytes()) {
             let (k, v) = entry?;
-            let code = String::from_utf8_lossy(&k[8..]).into_owned();
+            let code = std::str::from_utf8(&k[8..])
+                .ok()
+                .and_then(RoomCode::parse)
+                .ok_or_else(|| StoreError::Corrupt {
+                    tree: "user_rooms",
+                    detail: "a key without a room code".into(),
+                })?;
             joined.push((suffix_u64("user_rooms", &v)?, code));
         }
         joined.sort();
@@ -339,7 +346,7 @@ impl Store {
     }
 
     /// The highest seq stored for a room (0 for none).
-    pub fn last_seq(&self, code: &str) -> Result<u64> {
+    pub fn last_seq(&self, code: &RoomCode) -> Result<u64> {
         match self.trees()?.items.scan_prefix(code.as_bytes()).next_back() {
             Some(entry) => suffix_u64("items", &entry?.0),
             None => Ok(0),
@@ -347,7 +354,7 @@ impl Store {
     }
 
     /// Stores an item; refuses one too large to store ([`StoreError::TooLarge`]).
-    pub fn put_item(&self, code: &str, item: &Item) -> Result<()> {
+    pub fn put_item(&self, code: &RoomCode, item: &Item) -> Result<()> {
         let raw = encode_bounded(item)?;
         self.write(|t| {
             t.items.insert(key(code, item.seq), raw)?;
@@ -355,7 +362,7 @@ impl Store {
         })
     }
 
-    pub fn item(&self, code: &str, seq: u64) -> Result<Option<Item>> {
+    pub fn item(&self, code: &RoomCode, seq: u64) -> Result<Option<Item>> {
         self.trees()?
             .items
             .get(key(code, seq))?
@@ -364,7 +371,7 @@ impl Store {
     }
 
     /// The newest `limit` items with seq < `before` (all when `None`), oldest first.
-    pub fn items_before(&self, code: &str, before: Option<u64>, limit: usize) -> Result<Page> {
+    pub fn items_before(&self, code: &RoomCode, before: Option<u64>, limit: usize) -> Result<Page> {
         let end = key(code, before.unwrap_or(u64::MAX));
         let trees = self.trees()?;
         let mut range = trees.items.range(key(code, 0)..end).rev();
@@ -378,7 +385,7 @@ impl Store {
     }
 
     /// The oldest `limit` items with seq > `since`, oldest first.
-    pub fn items_after(&self, code: &str, since: u64, limit: usize) -> Result<Page> {
+    pub fn items_after(&self, code: &RoomCode, since: u64, limit: usize) -> Result<Page> {
         let start = key(code, since.saturating_add(1));
         let trees = self.trees()?;
         let mut range = trees.items.range(start..=key(code, u64::MAX));
@@ -394,6 +401,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::code;
 
     #[tokio::test]
     async fn history_pages_both_ways() {
@@ -401,26 +409,29 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         for seq in 1..=10 {
             store
-                .put_item("ABCDEF", &Item::chat(seq, seq, 0, "a", format!("m{seq}")))
+                .put_item(
+                    &code("ABCDEF"),
+                    &Item::chat(seq, seq, 0, "a", format!("m{seq}")),
+                )
                 .unwrap();
         }
         store
-            .put_item("ABCDEG", &Item::chat(1, 99, 0, "a", "other".into()))
+            .put_item(&code("ABCDEG"), &Item::chat(1, 99, 0, "a", "other".into()))
             .unwrap();
-        assert_eq!(store.last_seq("ABCDEF").unwrap(), 10);
-        assert_eq!(store.last_seq("ZZZZZZ").unwrap(), 0);
+        assert_eq!(store.last_seq(&code("ABCDEF")).unwrap(), 10);
+        assert_eq!(store.last_seq(&code("ZZZZZZ")).unwrap(), 0);
 
-        let page = store.items_before("ABCDEF", None, 3).unwrap();
+        let page = store.items_before(&code("ABCDEF"), None, 3).unwrap();
         let seqs: Vec<u64> = page.items.iter().map(|i| i.seq).collect();
         assert_eq!((seqs, page.more), (vec![8, 9, 10], true));
-        let page = store.items_before("ABCDEF", Some(3), 5).unwrap();
+        let page = store.items_before(&code("ABCDEF"), Some(3), 5).unwrap();
         let seqs: Vec<u64> = page.items.iter().map(|i| i.seq).collect();
         assert_eq!((seqs, page.more), (vec![1, 2], false));
 
-        let page = store.items_after("ABCDEF", 7, 2).unwrap();
+        let page = store.items_after(&code("ABCDEF"), 7, 2).unwrap();
         let seqs: Vec<u64> = page.items.iter().map(|i| i.seq).collect();
         assert_eq!((seqs, page.more), (vec![8, 9], true));
-        let page = store.items_after("ABCDEF", 8, 500).unwrap();
+        let page = store.items_after(&code("ABCDEF"), 8, 500).unwrap();
         assert_eq!(page.items.len(), 2);
         assert!(!page.more);
     }

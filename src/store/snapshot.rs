@@ -210,6 +210,7 @@ impl Loader {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::code;
     use crate::store::rooms::MemberRecord;
 
     fn member(since: u64) -> MemberRecord {
@@ -236,7 +237,9 @@ mod tests {
                     let mut n = 0u64;
                     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                         let user = w * 1_000_000 + n;
-                        store.put_member("ABCDEF", user, &member(user)).unwrap();
+                        store
+                            .put_member(&code("ABCDEF"), user, &member(user))
+                            .unwrap();
                         n += 1;
                     }
                     n

@@ -18,11 +18,13 @@ use super::limits::{RateLimit, Verdict};
 use super::WsState;
 use crate::auth::{AuthError, AuthService, Authenticated};
 use crate::config::WsConfig;
+use crate::ids::RoomCode;
+use crate::limits::NotAdmitted;
 use crate::protocol::codes::{
-    BYE, FLOODING, GOING_AWAY, IDLE, PROTOCOL_ERROR, SESSION_ENDED, SLOW_CONSUMER, TOO_BIG,
+    BYE, FLOODING, GOING_AWAY, IDLE, PROTOCOL_ERROR, SESSION_ENDED, TOO_BIG,
 };
 use crate::protocol::{self, ErrorCode, ServerFrame};
-use crate::rooms::{code, Caller, Request, RoomCommand, RoomError};
+use crate::rooms::{Caller, Request, RoomCommand, RoomError};
 use crate::sockets::{ConnHandle, QueueBound};
 
 /// Frames written per flush at most.
@@ -103,7 +105,7 @@ async fn read_loop(
     state: &WsState,
     caller: Arc<Caller>,
     ip: IpAddr,
-) -> (HashSet<String>, SplitStream<WebSocket>) {
+) -> (HashSet<RoomCode>, SplitStream<WebSocket>) {
     let config = &state.config.ws;
     let mut rooms = HashSet::new();
     let mut pace = Pace {
@@ -192,7 +194,7 @@ async fn handle_text(
     state: &WsState,
     (caller, ip): (&Arc<Caller>, IpAddr),
     pace: &mut Pace,
-) -> Option<String> {
+) -> Option<RoomCode> {
     match pace.rate.check(Instant::now()) {
         Verdict::Allow => {}
         Verdict::Refuse => {
@@ -225,28 +227,30 @@ async fn handle_text(
         }
     };
     let reference = envelope.reference;
-    let code = code::normalize(&envelope.room);
-    if let Err(refusal) = state
+    let code = match state
         .limits
-        .name_room(&state.store, ip, caller.id, code.as_deref())
+        .admit(&state.store, ip, Some(caller.id), &envelope.room)
     {
-        reply_error(
-            conn,
-            reference.as_deref(),
-            ErrorCode::RateLimited,
-            &refusal.message(),
-        );
-        return None;
-    }
-    let Some(code) = code else {
-        state.limits.unknown_code(ip);
-        reply_error(
-            conn,
-            reference.as_deref(),
-            ErrorCode::UnknownRoom,
-            "there is no room with that code",
-        );
-        return None;
+        Ok(code) => code,
+        Err(NotAdmitted::Guessing(refusal)) => {
+            reply_error(
+                conn,
+                reference.as_deref(),
+                ErrorCode::RateLimited,
+                &refusal.message(),
+            );
+            return None;
+        }
+        Err(NotAdmitted::NoSuchCode) => {
+            let error = RoomError::UnknownRoom;
+            reply_error(
+                conn,
+                reference.as_deref(),
+                error.code(),
+                &error.public_message(),
+            );
+            return None;
+        }
     };
     let action = envelope.action;
     let joining = matches!(action, protocol::Action::Join { .. });
@@ -439,7 +443,7 @@ fn wrote(conn: &ConnHandle, outcome: Result<Result<(), axum::Error>, Elapsed>) -
             false
         }
         Err(_) => {
-            conn.close(SLOW_CONSUMER.0, SLOW_CONSUMER.1);
+            conn.close_slow();
             false
         }
     }

@@ -15,6 +15,7 @@ use common::bots::{command, wait_for_command};
 use common::process::{hearth, start, start_with_env};
 use common::ws::{create_room, history, http_post, num, register, Incoming, WsClient, TIMEOUT};
 use common::PASSWORD;
+use hearth::ids::RoomCode;
 use hearth::store::seal::SEAL;
 use serde_json::{json, Value};
 use tokio::time::Instant;
@@ -800,7 +801,15 @@ async fn sizeable_store_for_measurements() {
             .unwrap();
     }
     for r in 0..rooms {
-        let code = format!("R{r:05}");
+        // The room's number in the code alphabet, as six characters.
+        let code: String = (0..RoomCode::LENGTH)
+            .scan(usize::try_from(r).unwrap(), |rest, _| {
+                let digit = RoomCode::ALPHABET[*rest % RoomCode::ALPHABET.len()];
+                *rest /= RoomCode::ALPHABET.len();
+                Some(digit as char)
+            })
+            .collect();
+        let code = RoomCode::parse(&code).unwrap();
         store
             .put_room(&RoomRecord {
                 code: code.clone(),

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use common::ws::{create_room, history, num, Incoming, WsClient};
 use common::TestServer;
+use hearth::ids::RoomCode;
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
@@ -271,7 +272,9 @@ async fn a_power_cut_keeps_every_committed_message_of_any_size() {
             let store = Store::open(dir.path()).unwrap();
             for seq in 1..=messages {
                 let item = Item::chat(seq, seq, seq, "ann", text(seq));
-                store.put_item("ABCDEF", &item).unwrap();
+                store
+                    .put_item(&RoomCode::parse("ABCDEF").unwrap(), &item)
+                    .unwrap();
             }
             store.commit().await.unwrap();
         }
@@ -287,7 +290,9 @@ async fn a_power_cut_keeps_every_committed_message_of_any_size() {
         std::fs::File::create(db.join("conf")).unwrap();
         let store = Store::open(dir.path())
             .unwrap_or_else(|e| panic!("{label}: the database must open after a cut: {e}"));
-        let page = store.items_after("ABCDEF", 0, 1000).unwrap();
+        let page = store
+            .items_after(&RoomCode::parse("ABCDEF").unwrap(), 0, 1000)
+            .unwrap();
         assert_eq!(
             page.items.len() as u64,
             messages,

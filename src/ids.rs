@@ -1,0 +1,148 @@
+//! Identifiers that carry a promise, as types: a [`RoomCode`] is always canonical, so code that
+//! holds one never normalizes again and a raw string from a client cannot reach a store key.
+//!
+//! Room codes are 6 characters from an alphabet without look-alikes (no 0/O, 1/I/L), drawn from
+//! the OS CSPRNG and accepted from people in any case. On the wire and in the store a code is a
+//! plain string; reading one back checks it again.
+
+use std::borrow::Borrow;
+use std::fmt;
+use std::ops::Deref;
+
+use serde::{Deserialize, Serialize};
+
+/// A room's code in its canonical (upper-case) form.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RoomCode(#[serde(deserialize_with = "canonical")] String);
+
+impl RoomCode {
+    pub const ALPHABET: &'static [u8; 31] = b"ABCDEFGHJKMNPQRSTUVWXYZ23456789";
+    pub const LENGTH: usize = 6;
+
+    /// A fresh random code. Rejection sampling keeps every character equally likely.
+    pub fn generate() -> Result<RoomCode, getrandom::Error> {
+        let alphabet = Self::ALPHABET;
+        let limit = (256 / alphabet.len() * alphabet.len()) as u8;
+        let mut code = String::with_capacity(Self::LENGTH);
+        let mut bytes = [0u8; 16];
+        while code.len() < Self::LENGTH {
+            getrandom::fill(&mut bytes)?;
+            for b in bytes.iter().filter(|b| **b < limit) {
+                if code.len() < Self::LENGTH {
+                    code.push(alphabet[usize::from(*b) % alphabet.len()] as char);
+                }
+            }
+        }
+        Ok(RoomCode(code))
+    }
+
+    /// The code a person typed or a client sent, in canonical form; `None` if it cannot be a
+    /// code (spaces around it and lower case are forgiven).
+    pub fn parse(input: &str) -> Option<RoomCode> {
+        let code = input.trim().to_ascii_uppercase();
+        let valid = code.len() == Self::LENGTH && code.bytes().all(|b| Self::ALPHABET.contains(&b));
+        valid.then_some(RoomCode(code))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Reading a code back (from the store or a peer) holds it to the same rule as parsing one.
+fn canonical<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    let raw = String::deserialize(deserializer)?;
+    match RoomCode::parse(&raw) {
+        Some(code) if code.0 == raw => Ok(raw),
+        _ => Err(serde::de::Error::custom(format!(
+            "{raw:?} is not a room code"
+        ))),
+    }
+}
+
+impl Deref for RoomCode {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for RoomCode {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Borrow<str> for RoomCode {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for RoomCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl PartialEq<str> for RoomCode {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for RoomCode {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+/// A code for unit tests, which write literals.
+#[cfg(test)]
+pub(crate) fn code(text: &str) -> RoomCode {
+    RoomCode::parse(text).expect("a room code")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_codes_parse_as_themselves() {
+        for _ in 0..200 {
+            let code = RoomCode::generate().unwrap();
+            assert_eq!(RoomCode::parse(&code), Some(code.clone()));
+        }
+    }
+
+    #[test]
+    fn parse_table() {
+        let cases = [
+            ("K7MP2X", Some("K7MP2X")),
+            ("k7mp2x", Some("K7MP2X")),
+            (" k7mp2x ", Some("K7MP2X")),
+            ("K7MP2", None),
+            ("K7MP2XX", None),
+            ("K0MP2X", None),
+            ("KOMP2X", None),
+            ("K1MP2X", None),
+            ("KLMP2X", None),
+            ("KIMP2X", None),
+            ("K7MP2é", None),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(RoomCode::parse(input).as_deref(), expected, "{input}");
+        }
+    }
+
+    #[test]
+    fn a_code_reads_back_only_in_canonical_form() {
+        let code: RoomCode = serde_json::from_str("\"K7MP2X\"").unwrap();
+        assert_eq!(code, "K7MP2X");
+        assert_eq!(serde_json::to_string(&code).unwrap(), "\"K7MP2X\"");
+        for bad in ["\"k7mp2x\"", "\" K7MP2X\"", "\"K0MP2X\"", "7"] {
+            assert!(serde_json::from_str::<RoomCode>(bad).is_err(), "{bad}");
+        }
+    }
+}
