@@ -1,7 +1,7 @@
 //! Shared helpers: a real hearth server on an ephemeral port with a temporary data directory,
 //! and small HTTP helpers; `process` runs the binary itself, `ws` is a WebSocket client. Each
 //! test file uses the parts it needs.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod bots;
 pub mod process;
@@ -87,10 +87,6 @@ impl TestServer {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
-    }
-
-    pub fn ws_url(&self) -> String {
-        format!("ws://{}/ws", self.addr)
     }
 
     /// Shuts the server down gracefully and waits until it has stopped.

@@ -137,10 +137,6 @@ pub fn signal(child: &Child, name: &str) {
 }
 
 impl Running {
-    pub fn url(&self, path: &str) -> String {
-        format!("{}{}", self.base, path)
-    }
-
     /// SIGTERM, and the clean stop the contract promises: exit status 0.
     pub fn stop(mut self) {
         signal(&self.child, "TERM");
