@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod bots;
+pub mod oauth_mock;
 pub mod process;
 pub mod ws;
 
