@@ -237,15 +237,44 @@ async fn matrix_server() -> TestServer {
     .await
 }
 
+/// A well-formed code other than `room`'s, for the same requests to a room that does not exist.
+fn unknown_beside(room: &str) -> &'static str {
+    if room == "ZZZZZZ" {
+        "YYYYYY"
+    } else {
+        "ZZZZZZ"
+    }
+}
+
+/// What the matrix has found so far: every cell tried, and those that answered otherwise.
+#[derive(Default)]
+struct Matrix {
+    cells: usize,
+    mismatches: Vec<Mismatch>,
+}
+
+/// One table of who may do what, over HTTP and the socket, tried part by part on one server;
+/// every mismatch is reported at the end, not only the first.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_and_frame_for_every_kind_of_caller() {
     let server = matrix_server().await;
     let cast = Cast::new(&server, "").await;
     let (room, _sockets) = cast.room(&server, "matrix").await;
-    let unknown = if room == "ZZZZZZ" { "YYYYYY" } else { "ZZZZZZ" };
-    let mut mismatches = Vec::new();
-    let mut cells = 0;
+    let mut m = Matrix::default();
+    routes_that_change_nothing(&server, &cast, &room, &mut m).await;
+    the_room_list(&server, &cast, &room, &mut m).await;
+    registration(&server, &cast, &mut m).await;
+    routes_that_end_sessions(&server, &mut m).await;
+    the_upgrade(&server, &cast, &mut m).await;
+    frames(&server, &cast, &room, &mut m).await;
+    // The anonymous caller and the revoked session never get as far as a frame: the upgrade
+    // row above refuses them.
+    report(&m.mismatches, m.cells);
+}
 
+/// The matrix: the routes that change nothing for the caller, with the shared cast.
+async fn routes_that_change_nothing(server: &TestServer, cast: &Cast, room: &str, m: &mut Matrix) {
+    let unknown = unknown_beside(room);
     // ---- HTTP: routes that change nothing for the caller, tried with the shared cast ----
     type Row = (Method, String, Option<Value>, [Answer; 6]);
     let rows: Vec<Row> = vec![
@@ -394,10 +423,10 @@ async fn every_route_and_frame_for_every_kind_of_caller() {
     ];
     for (method, path, body, expected) in &rows {
         for (column, who) in EVERYONE.into_iter().enumerate() {
-            cells += 1;
-            let got = call(&server, method.clone(), path, body.clone(), cast.token(who)).await;
+            m.cells += 1;
+            let got = call(server, method.clone(), path, body.clone(), cast.token(who)).await;
             if got != expected[column] {
-                mismatches.push(Mismatch {
+                m.mismatches.push(Mismatch {
                     row: format!("{method} {path}"),
                     who,
                     expected: expected[column].clone(),
@@ -406,7 +435,10 @@ async fn every_route_and_frame_for_every_kind_of_caller() {
             }
         }
     }
+}
 
+/// The matrix: what `GET /api/rooms` lists.
+async fn the_room_list(server: &TestServer, cast: &Cast, room: &str, m: &mut Matrix) {
     // What `GET /api/rooms` lists: the room for its members and host only.
     for (column, who) in EVERYONE.into_iter().enumerate() {
         let expected = [false, false, false, false, true, true][column];
@@ -418,9 +450,9 @@ async fn every_route_and_frame_for_every_kind_of_caller() {
         let listed = body["rooms"]
             .as_array()
             .is_some_and(|rooms| rooms.iter().any(|r| r["code"] == json!(room)));
-        cells += 1;
+        m.cells += 1;
         if listed != expected {
-            mismatches.push(Mismatch {
+            m.mismatches.push(Mismatch {
                 row: "GET /api/rooms lists the room".into(),
                 who,
                 expected: F(&expected.to_string()),
@@ -428,14 +460,17 @@ async fn every_route_and_frame_for_every_kind_of_caller() {
             });
         }
     }
+}
 
+/// The matrix: registering.
+async fn registration(server: &TestServer, cast: &Cast, m: &mut Matrix) {
     // Registering works whoever asks (a presented session is ignored); each cell needs a name
     // of its own.
     for (column, who) in EVERYONE.into_iter().enumerate() {
         let body = json!({"username": format!("newbie{column}"), "password": PASSWORD});
-        cells += 1;
+        m.cells += 1;
         let got = call(
-            &server,
+            server,
             Method::POST,
             "/api/auth/register",
             Some(body),
@@ -443,7 +478,7 @@ async fn every_route_and_frame_for_every_kind_of_caller() {
         )
         .await;
         if got != http(201) {
-            mismatches.push(Mismatch {
+            m.mismatches.push(Mismatch {
                 row: "POST /api/auth/register".into(),
                 who,
                 expected: http(201),
@@ -451,7 +486,10 @@ async fn every_route_and_frame_for_every_kind_of_caller() {
             });
         }
     }
+}
 
+/// The matrix: the routes that end sessions, each cell with a cast of its own.
+async fn routes_that_end_sessions(server: &TestServer, m: &mut Matrix) {
     // ---- HTTP: routes that end sessions, each cell with a cast of its own ----
     let change = json!({"current_password": PASSWORD, "new_password": "another fine passphrase"});
     let ending: [(&str, Option<Value>); 3] = [
@@ -461,12 +499,12 @@ async fn every_route_and_frame_for_every_kind_of_caller() {
     ];
     for (round, (path, body)) in ending.iter().enumerate() {
         for (column, who) in EVERYONE.into_iter().enumerate() {
-            let own = Cast::new(&server, &format!("e{round}{column}")).await;
-            cells += 1;
+            let own = Cast::new(server, &format!("e{round}{column}")).await;
+            m.cells += 1;
             let expected = signed_in_row(unauthenticated(), http(204))[column].clone();
-            let got = call(&server, Method::POST, path, body.clone(), own.token(who)).await;
+            let got = call(server, Method::POST, path, body.clone(), own.token(who)).await;
             if got != expected {
-                mismatches.push(Mismatch {
+                m.mismatches.push(Mismatch {
                     row: format!("POST {path}"),
                     who,
                     expected,
@@ -475,14 +513,17 @@ async fn every_route_and_frame_for_every_kind_of_caller() {
             }
         }
     }
+}
 
+/// The matrix: the socket upgrade.
+async fn the_upgrade(server: &TestServer, cast: &Cast, m: &mut Matrix) {
     // ---- The socket upgrade ----
     for (column, who) in EVERYONE.into_iter().enumerate() {
         let expected = [401, 401, 101, 101, 101, 101][column];
-        cells += 1;
+        m.cells += 1;
         let token = cast.token(who);
         let status = upgrade_status(
-            &server,
+            server,
             Upgrade {
                 token,
                 ..Upgrade::default()
@@ -490,7 +531,7 @@ async fn every_route_and_frame_for_every_kind_of_caller() {
         )
         .await;
         if status != expected {
-            mismatches.push(Mismatch {
+            m.mismatches.push(Mismatch {
                 row: "GET /ws (upgrade)".into(),
                 who,
                 expected: http(expected),
@@ -498,7 +539,11 @@ async fn every_route_and_frame_for_every_kind_of_caller() {
             });
         }
     }
+}
 
+/// The matrix: every socket frame, each cell in a fresh room.
+async fn frames(server: &TestServer, cast: &Cast, room: &str, m: &mut Matrix) {
+    let unknown = unknown_beside(room);
     // ---- Socket frames: a fresh room per cell, as the four callers that can connect ----
     let frames: Vec<(&str, Value, [Answer; 4])> = vec![
         // frame, then NonMember, Banned, Member, Host
@@ -555,19 +600,19 @@ async fn every_route_and_frame_for_every_kind_of_caller() {
     ];
     for (name, frame, expected) in &frames {
         for (column, who) in SIGNED_IN.into_iter().enumerate() {
-            let (code, mut sockets) = cast.room(&server, &format!("{name} {column}")).await;
+            let (code, mut sockets) = cast.room(server, &format!("{name} {column}")).await;
             let mut own = match who {
                 Who::Host => sockets.remove(0),
                 Who::Member => sockets.remove(1),
                 Who::Banned => sockets.remove(2),
-                _ => WsClient::connect(&server, cast.token(who).unwrap()).await,
+                _ => WsClient::connect(server, cast.token(who).unwrap()).await,
             };
             let mut known = frame.clone();
             known["room"] = json!(code);
             let got = answer_of(&own.request(known).await);
-            cells += 1;
+            m.cells += 1;
             if got != expected[column] {
-                mismatches.push(Mismatch {
+                m.mismatches.push(Mismatch {
                     row: format!("socket {name}"),
                     who,
                     expected: expected[column].clone(),
@@ -578,9 +623,9 @@ async fn every_route_and_frame_for_every_kind_of_caller() {
             let mut elsewhere = frame.clone();
             elsewhere["room"] = json!(unknown);
             let got = answer_of(&own.request(elsewhere).await);
-            cells += 1;
+            m.cells += 1;
             if got != E("unknown_room") {
-                mismatches.push(Mismatch {
+                m.mismatches.push(Mismatch {
                     row: format!("socket {name}, unknown room"),
                     who,
                     expected: E("unknown_room"),
@@ -593,10 +638,6 @@ async fn every_route_and_frame_for_every_kind_of_caller() {
             }
         }
     }
-    // The anonymous caller and the revoked session never get as far as a frame: the upgrade
-    // row above refuses them.
-
-    report(&mismatches, cells);
 }
 
 fn answer_of(frame: &Value) -> Answer {
