@@ -6,9 +6,9 @@ import {
 import { RoomView } from './room.js';
 
 const app = document.getElementById('app');
-let socket = null;
-let view = null;
-let shell = null;
+// The page's one owner of what outlives a screen: the socket, the open room's view, and the
+// shell (sidebar and main area) while signed in. Only this module changes them.
+const page = { socket: null, view: null, shell: null };
 let localSeq = 0;
 // The join of the room in the address bar, sent as soon as the first socket opens, before the
 // rest of the page is ready: { code, answer }.
@@ -46,16 +46,16 @@ async function boot() {
   window.hearthEarly = null;
   const rooms = early?.rooms ? early.rooms.then(answer).catch(() => null) : null;
   if (early?.ws) {
-    socket = new Socket({ onframe, onstate, onopen, onsignedout });
-    if (!socket.adopt(early)) socket.start();
+    page.socket = new Socket({ onframe, onstate, onopen, onsignedout });
+    if (!page.socket.adopt(early)) page.socket.start();
   }
   try {
     me = (await (early ? early.session.then(answer) : api('GET', '/api/session'))).user;
     if (!me) throw Object.assign(new Error('Signed out.'), { status: 401 });
     performance.mark('hearth:signed-in');
   } catch (e) {
-    if (socket) socket.stop();
-    socket = null;
+    if (page.socket) page.socket.stop();
+    page.socket = null;
     if (e.status === 401) {
       rememberSession(false);
       showAuth();
@@ -117,12 +117,12 @@ async function startApp(me, known) {
     }
   }
   state.rooms.clear();
-  for (const view of rooms) addRoom(view);
+  for (const listed of rooms) addRoom(listed);
   renderShell();
   route();
-  if (!socket) {
-    socket = new Socket({ onframe, onstate, onopen, onsignedout });
-    socket.start();
+  if (!page.socket) {
+    page.socket = new Socket({ onframe, onstate, onopen, onsignedout });
+    page.socket.start();
   }
   isReady = true;
   markReady();
@@ -155,16 +155,16 @@ async function signOut() {
 function endSession() {
   rememberSession(false);
   forgetKept();
-  if (socket) socket.stop();
-  socket = null;
+  if (page.socket) page.socket.stop();
+  page.socket = null;
   isReady = false;
   ready = new Promise((resolve) => { markReady = resolve; });
-  if (view) view.destroy();
-  view = null;
+  if (page.view) page.view.destroy();
+  page.view = null;
   state.me = null;
   state.rooms.clear();
   state.current = null;
-  shell = null;
+  page.shell = null;
   showAuth();
 }
 
@@ -178,7 +178,7 @@ function onsignedout() {
 function renderShell() {
   document.body.dataset.view = 'app';
   const connText = h('span', { class: 'conn-text' });
-  const connRetry = h('button', { class: 'btn-link conn-retry', type: 'button', hidden: true, onclick: () => socket && socket.retryNow() }, 'Retry now');
+  const connRetry = h('button', { class: 'btn-link conn-retry', type: 'button', hidden: true, onclick: () => page.socket && page.socket.retryNow() }, 'Retry now');
   const conn = h('div', { class: 'conn' }, h('span', { class: 'conn-dot', 'aria-hidden': 'true' }), connText, connRetry);
   const joinInput = h('input', {
     id: 'join-code', class: 'join-input', placeholder: 'Code or link', autocomplete: 'off',
@@ -228,29 +228,29 @@ function renderShell() {
     if (event.key === 'Escape' && root.classList.contains('sidebar-open')) closeSidebar();
   });
   app.replaceChildren(root);
-  shell = { root, sidebar, main, list, empty, conn, connText, connRetry, banner };
+  page.shell = { root, sidebar, main, list, empty, conn, connText, connRetry, banner };
   renderRooms();
-  onstate(socket ? socket.state : 'connecting');
+  onstate(page.socket ? page.socket.state : 'connecting');
 }
 
 function openSidebar() {
-  shell.root.classList.add('sidebar-open');
-  const current = shell.sidebar.querySelector('[aria-current="page"]') || shell.sidebar.querySelector('button, a');
+  page.shell.root.classList.add('sidebar-open');
+  const current = page.shell.sidebar.querySelector('[aria-current="page"]') || page.shell.sidebar.querySelector('button, a');
   if (current) current.focus();
 }
 
 function closeSidebar() {
-  if (!shell || !shell.root.classList.contains('sidebar-open')) return;
-  shell.root.classList.remove('sidebar-open');
-  const toggle = shell.main.querySelector('.only-narrow');
+  if (!page.shell || !page.shell.root.classList.contains('sidebar-open')) return;
+  page.shell.root.classList.remove('sidebar-open');
+  const toggle = page.shell.main.querySelector('.only-narrow');
   if (toggle) toggle.focus();
 }
 
 function renderRooms() {
-  if (!shell) return;
+  if (!page.shell) return;
   // Rooms I belong to, or was removed from while this page was open; not codes merely tried.
   const rooms = [...state.rooms.values()].filter((r) => r.fromList !== false);
-  shell.list.replaceChildren(...rooms.map((room) => {
+  page.shell.list.replaceChildren(...rooms.map((room) => {
     const current = state.current === room.code;
     const unread = current ? 0 : room.unread;
     const removed = room.status === 'kicked' || room.status === 'banned';
@@ -265,7 +265,7 @@ function renderRooms() {
     removed ? h('span', { class: 'room-flag', 'aria-hidden': 'true' }, 'removed')
       : unread ? h('span', { class: 'unread', 'aria-hidden': 'true' }, unread > 99 ? '99+' : String(unread)) : null));
   }));
-  shell.empty.hidden = rooms.length > 0;
+  page.shell.empty.hidden = rooms.length > 0;
   setTitle();
   keepAccount(state.me, rooms.filter((r) => r.status !== 'kicked' && r.status !== 'banned'));
 }
@@ -277,15 +277,15 @@ function renderRooms() {
 function setTitle() {
   const hidden = document.visibilityState !== 'visible';
   const total = [...state.rooms.values()].reduce((n, r) => n + (state.current === r.code && !hidden ? 0 : r.unread), 0);
-  const name = view ? `${view.room.name} · ` : '';
+  const name = page.view ? `${page.view.room.name} · ` : '';
   document.title = `${total ? `(${total > 99 ? '99+' : total}) ` : ''}${name}Hearth`;
 }
 
 function onstate(connState) {
   state.conn = connState;
   document.body.dataset.conn = connState;
-  if (!shell) return;
-  clearInterval(shell.countdown);
+  if (!page.shell) return;
+  clearInterval(page.shell.countdown);
   const words = {
     idle: 'Connecting…', connecting: 'Connecting…', open: 'Connected', reconnecting: 'Reconnecting…',
     waiting: 'Offline', signedout: 'Signed out',
@@ -296,21 +296,21 @@ function onstate(connState) {
   // hidden from screen readers, so they are not told the time every second.
   const countdown = h('span', { class: 'countdown', 'aria-hidden': 'true' });
   const tick = () => {
-    const secs = socket ? Math.max(0, Math.ceil((socket.nextAt - Date.now()) / 1000)) : 0;
+    const secs = page.socket ? Math.max(0, Math.ceil((page.socket.nextAt - Date.now()) / 1000)) : 0;
     countdown.textContent = connState === 'waiting' ? `Retrying in ${secs} s.` : '';
   };
-  shell.connText.textContent = text;
-  shell.conn.dataset.state = connState;
-  shell.connRetry.hidden = connState !== 'waiting';
-  shell.banner.hidden = !offline;
-  shell.banner.replaceChildren(...(offline ? [
+  page.shell.connText.textContent = text;
+  page.shell.conn.dataset.state = connState;
+  page.shell.connRetry.hidden = connState !== 'waiting';
+  page.shell.banner.hidden = !offline;
+  page.shell.banner.replaceChildren(...(offline ? [
     h('span', null, `${text}. Messages you write will be sent when the connection is back.`), countdown,
-    connState === 'waiting' ? h('button', { class: 'btn-link', type: 'button', onclick: () => socket && socket.retryNow() }, 'Retry now') : null,
+    connState === 'waiting' ? h('button', { class: 'btn-link', type: 'button', onclick: () => page.socket && page.socket.retryNow() }, 'Retry now') : null,
   ] : []));
   tick();
-  if (connState === 'waiting') shell.countdown = setInterval(tick, 1000);
+  if (connState === 'waiting') page.shell.countdown = setInterval(tick, 1000);
   // Who is online is known only while my socket is open: the panel stops showing dots meanwhile.
-  if (view) view.onMembers();
+  if (page.view) page.view.onMembers();
 }
 
 // ---- routes ----
@@ -325,7 +325,7 @@ window.addEventListener('popstate', () => {
 });
 
 function route() {
-  if (!shell) return;
+  if (!page.shell) return;
   closeSidebar();
   const match = location.pathname.match(/^\/r\/([^/]+)\/?$/);
   if (match) openRoom(match[1]);
@@ -333,10 +333,10 @@ function route() {
 }
 
 function showHome() {
-  if (view) view.destroy();
-  view = null;
+  if (page.view) page.view.destroy();
+  page.view = null;
   state.current = null;
-  shell.root.classList.add('at-home');
+  page.shell.root.classList.add('at-home');
   const nameInput = h('input', { id: 'home-room-name', maxlength: '100', placeholder: 'Book club', autocomplete: 'off' });
   const create = h('form', { class: 'card' },
     h('h2', null, 'Start a room'),
@@ -359,7 +359,7 @@ function showHome() {
     if (code) navigate(`/r/${code}`);
     else toast('Room codes are 6 letters and digits, like K7MP2X.', 'error');
   });
-  shell.main.replaceChildren(h('section', { class: 'home', 'aria-labelledby': 'home-title' },
+  page.shell.main.replaceChildren(h('section', { class: 'home', 'aria-labelledby': 'home-title' },
     h('header', { class: 'room-head' },
       h('button', { class: 'icon-btn only-narrow', type: 'button', 'aria-label': 'Show rooms', onclick: () => openSidebar() }, icon('menu')),
       h('h1', { class: 'room-name', id: 'home-title' }, 'Home')),
@@ -374,7 +374,7 @@ function showHome() {
 }
 
 function openRoom(raw) {
-  shell.root.classList.remove('at-home');
+  page.shell.root.classList.remove('at-home');
   const valid = parseCode(raw);
   const code = valid || raw.toUpperCase().slice(0, 12);
   if (valid && raw !== code) history.replaceState(null, '', `/r/${code}`);
@@ -386,16 +386,16 @@ function openRoom(raw) {
     state.rooms.set(code, room);
     room.status = valid ? 'joining' : 'unknown';
   }
-  if (view && view.room === room) return;
+  if (page.view && page.view.room === room) return;
   // Opening a room I could not join, or was removed from, asks again: the host may have let me
   // back in. The banner keeps saying why until the answer comes.
   const retry = valid && ['unknown', 'banned', 'kicked'].includes(room.status);
-  if (view) view.destroy();
+  if (page.view) page.view.destroy();
   state.current = code;
-  view = new RoomView(room, roomActions(room));
-  view.mount(shell.main);
+  page.view = new RoomView(room, roomActions(room));
+  page.view.mount(page.shell.main);
   renderRooms();
-  if ((retry || room.status === 'joining') && !room.subscribed && socket && socket.open) join(room);
+  if ((retry || room.status === 'joining') && !room.subscribed && page.socket && page.socket.open) join(room);
   else if (!room.items.length && valid) showKept(room);
 }
 
@@ -410,9 +410,9 @@ async function showKept(room) {
   room.update(kept.room);
   if (!room.members.size) room.setMembers(kept.members || []);
   const { added, before } = room.addItems(kept.messages);
-  if (view && view.room === room) {
-    view.onItems(added, before);
-    view.onMembers();
+  if (page.view && page.view.room === room) {
+    page.view.onItems(added, before);
+    page.view.onMembers();
   }
   renderRooms();
 }
@@ -424,20 +424,20 @@ async function onopen() {
   // A new socket has no room: each is joined again (with `since` where items are loaded).
   for (const room of state.rooms.values()) room.subscribed = false;
   earlyJoin = null;
-  const asked = socket.earlyAnswer;
-  socket.earlyAnswer = null;
+  const asked = page.socket.earlyAnswer;
+  page.socket.earlyAnswer = null;
   const wanted = location.pathname.match(/^\/r\/([^/]+)\/?$/);
   const code = wanted && parseCode(wanted[1]);
   if (code && asked) {
     // early.js asked already, on this socket.
     earlyJoin = { code, answer: asked };
   } else if (code && !isReady) {
-    const answer = socket.request({ type: 'join', room: code });
+    const answer = page.socket.request({ type: 'join', room: code });
     answer.catch(() => {});
     earlyJoin = { code, answer };
   }
   await ready;
-  if (!socket || !socket.open) return;
+  if (!page.socket || !page.socket.open) return;
   const rooms = [...state.rooms.values()].filter((r) => !r.subscribed && (r.status === 'ok' || r.status === 'joining'));
   const current = rooms.find((r) => r.code === state.current);
   if (current) await join(current);
@@ -448,7 +448,7 @@ async function onopen() {
 }
 
 async function join(room) {
-  if (!socket || !socket.open) return;
+  if (!page.socket || !page.socket.open) return;
   room.subscribed = true;
   const resumed = room.items.length > 0;
   for (;;) {
@@ -458,7 +458,7 @@ async function join(room) {
     const early = earlyJoin && earlyJoin.code === room.code && !resuming ? earlyJoin.answer : null;
     if (early) earlyJoin = null;
     try {
-      answer = await (early || socket.request({ type: 'join', room: room.code, ...(resuming ? { since } : {}) }));
+      answer = await (early || page.socket.request({ type: 'join', room: room.code, ...(resuming ? { since } : {}) }));
     } catch (e) {
       room.subscribed = false;
       if (e.code === 'banned') room.status = 'banned';
@@ -466,7 +466,7 @@ async function join(room) {
       else if (e.code !== 'disconnected' && e.code !== 'stopped') toast(e.message, 'error');
       if (room.status === 'banned' || room.status === 'unknown') {
         if (room.fromList === false) state.rooms.delete(room.code);
-        if (view && view.room === room) view.renderStatus();
+        if (page.view && page.view.room === room) page.view.renderStatus();
         renderRooms();
       }
       return;
@@ -488,9 +488,9 @@ async function join(room) {
     afterItems(room, added, before, true);
     if (!(resuming && answer.more)) break;
   }
-  if (view && view.room === room) {
-    view.renderStatus();
-    view.onMembers();
+  if (page.view && page.view.room === room) {
+    page.view.renderStatus();
+    page.view.onMembers();
     if (resumed) refreshReactions(room);
   }
   resendPending(room);
@@ -501,12 +501,12 @@ async function join(room) {
 async function refreshReactions(room) {
   if (!room.items.length) return;
   try {
-    const page = await socket.request({ type: 'history', room: room.code, limit: 100 });
-    for (const fresh of page.messages) {
+    const newest = await page.socket.request({ type: 'history', room: room.code, limit: 100 });
+    for (const fresh of newest.messages) {
       const known = room.bySeq.get(fresh.seq);
       if (known && JSON.stringify(known.reactions) !== JSON.stringify(fresh.reactions || {})) {
         known.reactions = fresh.reactions || {};
-        if (view && view.room === room) view.onReaction(known);
+        if (page.view && page.view.room === room) page.view.onReaction(known);
       }
     }
   } catch {
@@ -517,75 +517,73 @@ async function refreshReactions(room) {
 function afterItems(room, added, before, fromJoin = false) {
   room.unread = room.countUnread(state.me.username);
   if (added.length) keepRoom(state.me.username, room);
-  if (view && view.room === room) {
-    view.onItems(added, before);
-    if (!fromJoin && added.some((i) => i.kind === 'system')) view.onMembers();
-    if (added.some((i) => i.kind !== 'system')) view.renderTyping();
+  if (page.view && page.view.room === room) {
+    page.view.onItems(added, before);
+    if (!fromJoin && added.some((i) => i.kind === 'system')) page.view.onMembers();
+    if (added.some((i) => i.kind !== 'system')) page.view.renderTyping();
     markRead();
   }
   renderRooms();
 }
 
+// What each frame the server pushes does to its room. A frame for a room this page does not
+// know, or of a type not listed here, changes nothing.
+const roomFrames = {
+  message(room, frame) {
+    const { added, before } = room.addItems([frame.item]);
+    for (const item of added) {
+      if (item.kind === 'system') room.applySystem(item);
+      else room.typing.delete(item.author);
+      if (item.kind === 'system' && item.event === 'join' && room.members.get(item.user)?.unnamed) learnNames(room);
+    }
+    settlePending(room);
+    afterItems(room, added, before);
+  },
+  reaction(room, frame) {
+    const item = room.applyReaction(frame);
+    if (item && page.view && page.view.room === room) page.view.onReaction(item);
+  },
+  presence(room, frame) {
+    const member = room.members.get(frame.user);
+    if (member) member.online = frame.online;
+    else if (frame.online) room.members.set(frame.user, { username: frame.user, display_name: frame.user, online: true, host: false, unnamed: true });
+    if (room.members.get(frame.user)?.unnamed) learnNames(room);
+    if (page.view && page.view.room === room) page.view.onMembers();
+  },
+  typing(room, frame) {
+    room.typing.set(frame.user, Date.now() + 5000);
+    if (page.view && page.view.room === room) page.view.renderTyping();
+  },
+  kicked(room, frame) {
+    room.status = 'kicked';
+    room.kickedBy = frame.by;
+    room.subscribed = false;
+    room.typing.clear();
+    room.pending = [];
+    if (page.view && page.view.room === room) {
+      page.view.renderStatus();
+      page.view.renderPending();
+      page.view.renderTyping();
+    } else {
+      toast(`You were removed from ${room.name}.`);
+    }
+    renderRooms();
+  },
+  notice(room, frame) {
+    addNotice(room, frame.text);
+  },
+};
+
 function onframe(frame) {
+  if (frame.type === 'error') {
+    // An error without a request to answer: nothing on the page waits for it.
+    toast(frame.message || 'Something went wrong.', 'error');
+    return;
+  }
+  const apply = Object.hasOwn(roomFrames, frame.type) ? roomFrames[frame.type] : null;
   const code = frame.room && (typeof frame.room === 'string' ? frame.room : frame.room.code);
   const room = code ? state.rooms.get(code) : null;
-  switch (frame.type) {
-    case 'message': {
-      if (!room) return;
-      const { added, before } = room.addItems([frame.item]);
-      for (const item of added) {
-        if (item.kind === 'system') room.applySystem(item);
-        else room.typing.delete(item.author);
-        if (item.kind === 'system' && item.event === 'join' && room.members.get(item.user)?.unnamed) learnNames(room);
-      }
-      settlePending(room);
-      afterItems(room, added, before);
-      break;
-    }
-    case 'reaction': {
-      const item = room && room.applyReaction(frame);
-      if (item && view && view.room === room) view.onReaction(item);
-      break;
-    }
-    case 'presence': {
-      if (!room) return;
-      const member = room.members.get(frame.user);
-      if (member) member.online = frame.online;
-      else if (frame.online) room.members.set(frame.user, { username: frame.user, display_name: frame.user, online: true, host: false, unnamed: true });
-      if (room.members.get(frame.user)?.unnamed) learnNames(room);
-      if (view && view.room === room) view.onMembers();
-      break;
-    }
-    case 'typing':
-      if (!room) return;
-      room.typing.set(frame.user, Date.now() + 5000);
-      if (view && view.room === room) view.renderTyping();
-      break;
-    case 'kicked':
-      if (!room) return;
-      room.status = 'kicked';
-      room.kickedBy = frame.by;
-      room.subscribed = false;
-      room.typing.clear();
-      room.pending = [];
-      if (view && view.room === room) {
-        view.renderStatus();
-        view.renderPending();
-        view.renderTyping();
-      } else {
-        toast(`You were removed from ${room.name}.`);
-      }
-      renderRooms();
-      break;
-    case 'notice':
-      if (room) addNotice(room, frame.text);
-      break;
-    case 'error':
-      toast(frame.message || 'Something went wrong.', 'error');
-      break;
-    default:
-      break;
-  }
+  if (apply && room) apply(room, frame);
 }
 
 /**
@@ -613,19 +611,19 @@ function learnNames(room) {
         changed = true;
       }
     }
-    if (changed && view && view.room === room) view.onNames();
+    if (changed && page.view && page.view.room === room) page.view.onNames();
   }, 100);
 }
 
 function addNotice(room, text) {
   const notice = { after: room.maxSeq, text: String(text || '') };
   room.notices.push(notice);
-  if (view && view.room === room) view.onNotice(notice);
+  if (page.view && page.view.room === room) page.view.onNotice(notice);
 }
 
 function markRead() {
-  const room = view && view.room;
-  if (!room || document.visibilityState !== 'visible' || !view.stick || !room.items.length) return;
+  const room = page.view && page.view.room;
+  if (!room || document.visibilityState !== 'visible' || !page.view.stick || !room.items.length) return;
   if (saveLastRead(room, room.maxSeq) || room.unread) {
     room.unread = 0;
     renderRooms();
@@ -633,47 +631,47 @@ function markRead() {
 }
 document.addEventListener('visibilitychange', () => {
   markRead();
-  if (shell) setTitle();
+  if (page.shell) setTitle();
 });
 
 function roomActions(room) {
   return {
     send: (text) => sendMessage(room, text),
     react: (seq, emoji, on) => {
-      if (!socket || !socket.open) {
+      if (!page.socket || !page.socket.open) {
         toast('Not connected: try again in a moment.', 'error');
         return;
       }
-      socket.request({ type: 'react', room: room.code, seq, emoji, on }).catch((e) => toast(e.message, 'error'));
+      page.socket.request({ type: 'react', room: room.code, seq, emoji, on }).catch((e) => toast(e.message, 'error'));
     },
     loadOlder: async () => {
-      if (!socket || !socket.open || room.loadingOlder) return;
+      if (!page.socket || !page.socket.open || room.loadingOlder) return;
       room.loadingOlder = true;
       try {
-        const page = await socket.request({ type: 'history', room: room.code, before: room.minSeq, limit: 100 });
-        const { added, before } = room.addItems(page.messages);
-        if (view && view.room === room) view.onItems(added, before);
+        const older = await page.socket.request({ type: 'history', room: room.code, before: room.minSeq, limit: 100 });
+        const { added, before } = room.addItems(older.messages);
+        if (page.view && page.view.room === room) page.view.onItems(added, before);
       } catch (e) {
         if (e.code !== 'disconnected') toast(e.message, 'error');
       } finally {
         room.loadingOlder = false;
       }
     },
-    typing: () => socket && socket.post({ type: 'typing', room: room.code }),
+    typing: () => page.socket && page.socket.post({ type: 'typing', room: room.code }),
     retry: (p) => {
       p.state = 'queued';
       p.error = null;
       resendPending(room);
-      if (view && view.room === room) view.renderPending();
+      if (page.view && page.view.room === room) page.view.renderPending();
     },
     discard: (p) => {
       room.pending = room.pending.filter((x) => x !== p);
-      if (view && view.room === room) view.renderPending();
+      if (page.view && page.view.room === room) page.view.renderPending();
     },
     markRead,
     host: async (kind, user) => {
       try {
-        await socket.request({ type: kind, room: room.code, user });
+        await page.socket.request({ type: kind, room: room.code, user });
         const name = room.displayName(user);
         toast({ kick: `${name} was removed.`, unban: `${name} can join again.`, transfer_host: `${name} is now the host.` }[kind]);
       } catch (e) {
@@ -682,7 +680,7 @@ function roomActions(room) {
     },
     leave: async () => {
       try {
-        await socket.request({ type: 'leave', room: room.code });
+        await page.socket.request({ type: 'leave', room: room.code });
       } catch (e) {
         toast(e.code === 'disconnected' ? 'Not connected: try again in a moment.' : e.message, 'error');
         return;
@@ -711,19 +709,19 @@ function roomActions(room) {
 function sendMessage(room, text) {
   const p = { local: ++localSeq, text, state: 'queued', seq: null, base: room.maxSeq, error: null };
   room.pending.push(p);
-  if (socket && socket.open && room.subscribed) transmit(room, p);
-  else if (view && view.room === room) view.renderPending();
+  if (page.socket && page.socket.open && room.subscribed) transmit(room, p);
+  else if (page.view && page.view.room === room) page.view.renderPending();
 }
 
 async function transmit(room, p) {
   p.state = 'sending';
   p.base = room.maxSeq;
-  if (view && view.room === room) view.renderPending();
+  if (page.view && page.view.room === room) page.view.renderPending();
   try {
-    const answer = await socket.request({ type: 'send', room: room.code, text: p.text });
+    const answer = await page.socket.request({ type: 'send', room: room.code, text: p.text });
     if (answer.type === 'notice') {
       room.pending = room.pending.filter((x) => x !== p);
-      if (view && view.room === room) view.renderPending();
+      if (page.view && page.view.room === room) page.view.renderPending();
       addNotice(room, answer.text);
     } else {
       p.seq = answer.seq;
@@ -733,7 +731,7 @@ async function transmit(room, p) {
       p.state = 'unsure';
     } else if (e.code === 'unknown_command') {
       room.pending = room.pending.filter((x) => x !== p);
-      if (view && view.room === room) view.renderPending();
+      if (page.view && page.view.room === room) page.view.renderPending();
       toast(`${p.text.split(/[\s=]/)[0]} is not a command here. Type / to see the commands.`, 'error');
     } else {
       p.state = 'failed';
@@ -746,11 +744,11 @@ async function transmit(room, p) {
 function settlePending(room) {
   const before = room.pending.length;
   room.pending = room.pending.filter((p) => !(p.seq && room.bySeq.has(p.seq)));
-  if (view && view.room === room && (before !== room.pending.length || room.pending.length)) view.renderPending();
+  if (page.view && page.view.room === room && (before !== room.pending.length || room.pending.length)) page.view.renderPending();
 }
 
 function resendPending(room) {
-  if (!socket || !socket.open || room.status !== 'ok') return;
+  if (!page.socket || !page.socket.open || room.status !== 'ok') return;
   const claimed = new Set(room.pending.filter((p) => p.seq).map((p) => p.seq));
   for (const p of room.pending) {
     if (p.state !== 'unsure') continue;
@@ -835,7 +833,7 @@ function shareDialog(room) {
       h('button', { class: 'btn btn-primary', value: 'ok' }, 'Done'),
     ],
   }).then(() => {
-    if (view) view.input.focus();
+    if (page.view) page.view.input.focus();
   });
 }
 
