@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
-use hearth::ids::RoomCode;
+use hearth::ids::{RoomCode, Seq};
 use hearth::protocol::{self, ServerFrame};
 use hearth::sockets::{ConnHandle, QueueBound};
 use hearth::store::rooms::Item;
@@ -16,7 +16,7 @@ fn frame_codec(c: &mut Criterion) {
         b.iter(|| protocol::parse(std::hint::black_box(send)).unwrap())
     });
     let item = Item::chat(
-        1842,
+        Seq::new(1842),
         99_000,
         1_795_000_000_000,
         "alice",
@@ -34,7 +34,7 @@ fn frame_codec(c: &mut Criterion) {
 }
 
 fn fan_out(c: &mut Criterion) {
-    let item = Item::chat(7, 7, 0, "alice", "x".repeat(80));
+    let item = Item::chat(Seq::new(7), 7, 0, "alice", "x".repeat(80));
     let frame = ServerFrame::Message {
         room: "K7MP2X",
         item: &item,
@@ -88,7 +88,7 @@ fn store_append(c: &mut Criterion) {
             b.iter(|| {
                 for _ in 0..batch {
                     seq += 1;
-                    let item = Item::chat(seq, seq, 0, "alice", "hello there".into());
+                    let item = Item::chat(Seq::new(seq), seq, 0, "alice", "hello there".into());
                     store.put_item(&room, &item).unwrap();
                 }
                 runtime.block_on(store.commit()).unwrap();

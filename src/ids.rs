@@ -98,6 +98,55 @@ impl PartialEq<&str> for RoomCode {
     }
 }
 
+/// An item's place in its room's history: the first item is 1, each next one is one more, and
+/// none is ever skipped or reused, so a client that holds seq N and asks for what follows misses
+/// nothing. [`Seq::ZERO`] stands for "before the first item" (`since: 0`, an empty room).
+/// On the wire and in JSON records it is a plain number; in store keys it is 8 big-endian bytes,
+/// so key order is history order.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct Seq(u64);
+
+impl Seq {
+    pub const ZERO: Seq = Seq(0);
+    pub const FIRST: Seq = Seq(1);
+
+    pub const fn new(value: u64) -> Seq {
+        Seq(value)
+    }
+
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+
+    /// The seq that follows this one. A room cannot hold 2^64 items, so this never wraps.
+    pub const fn next(self) -> Seq {
+        Seq(self.0.saturating_add(1))
+    }
+
+    /// The seq before this one; [`Seq::ZERO`] stays zero.
+    pub const fn prev(self) -> Seq {
+        Seq(self.0.saturating_sub(1))
+    }
+
+    /// The seq's part of a store key: big-endian, so keys sort in history order.
+    pub const fn to_key(self) -> [u8; 8] {
+        self.0.to_be_bytes()
+    }
+
+    pub const fn from_key(bytes: [u8; 8]) -> Seq {
+        Seq(u64::from_be_bytes(bytes))
+    }
+}
+
+impl fmt::Display for Seq {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 /// A code for unit tests, which write literals.
 #[cfg(test)]
 pub(crate) fn code(text: &str) -> RoomCode {

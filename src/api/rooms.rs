@@ -13,7 +13,7 @@ use tokio::sync::oneshot;
 use super::ApiState;
 use crate::http::error::{ApiJson, ApiPath, AppError};
 use crate::http::extract::{ClientIp, CurrentUser};
-use crate::ids::RoomCode;
+use crate::ids::{RoomCode, Seq};
 use crate::protocol::view::{MemberView, RoomView};
 use crate::rooms::{create, RoomCommand, RoomError};
 use crate::rooms::{fit_page, history_limit, Keep};
@@ -84,7 +84,7 @@ pub async fn one(
 
 #[derive(Deserialize)]
 pub struct HistoryQuery {
-    before: Option<u64>,
+    before: Option<Seq>,
     limit: Option<u32>,
 }
 

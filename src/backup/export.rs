@@ -21,6 +21,7 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use crate::clock::now_ms;
+use crate::ids::Seq;
 use crate::store::rooms::RoomRecord;
 use crate::store::{decode, Store, StoreError};
 
@@ -159,7 +160,7 @@ fn write_room(
         .collect();
     json(out, &bans)?;
     out.write_all(b",\"messages\":[")?;
-    let mut since = 0;
+    let mut since = Seq::ZERO;
     let mut count = 0;
     loop {
         let page = store.items_after(&room.code, since, PAGE)?;

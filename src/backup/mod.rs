@@ -350,7 +350,7 @@ pub fn export_json(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::RoomCode;
+    use crate::ids::{RoomCode, Seq};
     use crate::store::accounts::NewUser;
     use crate::store::rooms::Item;
 
@@ -380,7 +380,7 @@ mod tests {
         for seq in 1..=1000 {
             let id = store.next_id().unwrap();
             last = last.max(id);
-            let item = Item::chat(seq, id, seq, "ann", format!("message {seq}"));
+            let item = Item::chat(Seq::new(seq), id, seq, "ann", format!("message {seq}"));
             store
                 .put_item(&RoomCode::parse("ABCDEF").unwrap(), &item)
                 .unwrap();
@@ -410,7 +410,7 @@ mod tests {
         assert_eq!(restored.records, done.records);
         let store = Store::open(&target).unwrap();
         let page = store
-            .items_after(&RoomCode::parse("ABCDEF").unwrap(), 0, 2000)
+            .items_after(&RoomCode::parse("ABCDEF").unwrap(), Seq::ZERO, 2000)
             .unwrap();
         assert_eq!(page.items.len(), 1000);
         assert_eq!(page.items[999].text.as_deref(), Some("message 1000"));

@@ -314,7 +314,7 @@ async fn call(
         caller: job.caller.clone(),
         command: job.command.clone(),
         args: job.args.clone(),
-        seq: job.seq,
+        seq: job.seq.get(),
         ts: job.ts,
     };
     let started = std::time::Instant::now();

@@ -3,6 +3,8 @@
 
 use serde::Deserialize;
 
+use crate::ids::Seq;
+
 pub const MAX_REF_CHARS: usize = 64;
 
 /// A client frame: its optional `ref`, the room it is for (as the client wrote the code), and
@@ -22,7 +24,7 @@ pub struct Envelope {
 pub enum Action {
     Join {
         #[serde(default)]
-        since: Option<u64>,
+        since: Option<Seq>,
     },
     Leave,
     Send {
@@ -30,12 +32,12 @@ pub enum Action {
     },
     History {
         #[serde(default)]
-        before: Option<u64>,
+        before: Option<Seq>,
         #[serde(default)]
         limit: Option<u32>,
     },
     React {
-        seq: u64,
+        seq: Seq,
         emoji: String,
         on: bool,
     },
@@ -141,7 +143,12 @@ mod tests {
             ),
             (
                 r#"{"type":"join","room":"abc","since":5}"#,
-                Ok(("abc", Action::Join { since: Some(5) })),
+                Ok((
+                    "abc",
+                    Action::Join {
+                        since: Some(Seq::new(5)),
+                    },
+                )),
             ),
             (
                 r#"{"type":"transfer_host","room":"r","user":"u"}"#,

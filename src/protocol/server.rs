@@ -6,6 +6,7 @@ use serde::Serialize;
 use super::codes::ErrorCode;
 use super::view::{CommandView, LimitsView, MemberView, RoomView};
 use super::Item;
+use crate::ids::Seq;
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -24,7 +25,7 @@ pub enum ServerFrame<'a> {
         #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
         reference: Option<&'a str>,
         room: &'a str,
-        seq: u64,
+        seq: Seq,
         id: u64,
         ts: u64,
     },
@@ -41,7 +42,7 @@ pub enum ServerFrame<'a> {
     },
     Reaction {
         room: &'a str,
-        seq: u64,
+        seq: Seq,
         emoji: &'a str,
         user: &'a str,
         on: bool,

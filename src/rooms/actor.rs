@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 
 use super::registry::{Registry, Retirement, RoomContext};
 use super::{RoomCommand, RoomError};
-use crate::ids::RoomCode;
+use crate::ids::{RoomCode, Seq};
 use crate::protocol::{ErrorCode, ServerFrame};
 use crate::sockets::outbox::{ConnHandle, ConnId};
 use crate::store::rooms::{BanRecord, MemberRecord, RoomRecord};
@@ -65,7 +65,7 @@ struct Batch {
     number: u64,
     effects: Vec<Effect>,
     /// The room's last seq once this batch's writes are made.
-    last_seq: u64,
+    last_seq: Seq,
 }
 
 type PendingBatch = Pin<Box<dyn Future<Output = (Result<(), StoreError>, Batch)> + Send>>;
@@ -86,7 +86,7 @@ pub(super) struct RoomActor {
     pub subscribers: HashMap<ConnId, Subscriber>,
     /// Subscribed sockets per user; a user is online while this is above zero.
     pub online: HashMap<u64, usize>,
-    pub next_seq: u64,
+    pub next_seq: Seq,
     pub typing_last: HashMap<u64, Instant>,
     /// Effects staged by the commands of the current burst.
     pub staged: Vec<Effect>,
@@ -97,7 +97,7 @@ pub(super) struct RoomActor {
     /// reopened since (see `Store::commit_since`).
     ticket: Ticket,
     /// The last seq known to be on disk: released by a successful commit.
-    durable_seq: u64,
+    durable_seq: Seq,
     /// A commit failed: the state in memory may hold writes the disk never got, so the room
     /// is read again from the store before it takes another command.
     stale: bool,
@@ -111,11 +111,11 @@ impl RoomActor {
         };
         let members = ctx.store.members(code)?.into_iter().collect();
         let bans = ctx.store.bans(code)?.into_iter().collect();
-        let next_seq = ctx.store.last_seq(code)? + 1;
+        let last_seq = ctx.store.last_seq(code)?;
         let ticket = ctx.store.ticket();
         Ok(Some(RoomActor {
             ticket,
-            durable_seq: next_seq - 1,
+            durable_seq: last_seq,
             stale: false,
             code: code.clone(),
             room,
@@ -123,7 +123,7 @@ impl RoomActor {
             bans,
             subscribers: HashMap::new(),
             online: HashMap::new(),
-            next_seq,
+            next_seq: last_seq.next(),
             typing_last: HashMap::new(),
             staged: Vec::new(),
             wrote: false,
@@ -222,7 +222,7 @@ impl RoomActor {
             .items;
         self.room = room;
         self.bans = bans;
-        self.next_seq = last + 1;
+        self.next_seq = last.next();
         self.subscribers
             .retain(|_, s| members.contains_key(&s.conn.user()));
         self.members = members;
@@ -305,7 +305,7 @@ impl RoomActor {
         let batch = Batch {
             number: self.batch_number,
             effects: std::mem::take(&mut self.staged),
-            last_seq: self.next_seq - 1,
+            last_seq: self.next_seq.prev(),
         };
         self.batch_number += 1;
         batch

@@ -87,7 +87,7 @@ impl RoomActor {
             finished_at: 0,
         };
         store.put_item_with_job(&self.code, &item, &job)?;
-        self.next_seq += 1;
+        self.next_seq = self.next_seq.next();
         self.wrote = true;
         self.posted(req, &item);
         metrics::counter!("hearth_bot_commands_total").increment(1);
@@ -134,7 +134,7 @@ impl RoomActor {
                     let mut item = Item::bot(seq, id, now_ms(), bot, text, job.seq);
                     item.shorten_to_fit();
                     items.push(item);
-                    seq += 1;
+                    seq = seq.next();
                 }
                 BotAction::React(emoji) => {
                     let Some(item) = command_item.as_mut() else {

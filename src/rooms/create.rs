@@ -3,7 +3,7 @@
 
 use super::RoomError;
 use crate::clock::now_ms;
-use crate::ids::RoomCode;
+use crate::ids::{RoomCode, Seq};
 use crate::store::rooms::{Event, Item, MemberRecord, RoomRecord};
 use crate::store::{Store, UserRecord};
 
@@ -28,7 +28,7 @@ pub async fn create_room(
     let member = MemberRecord {
         username: creator.username.clone(),
         display_name: creator.display_name.clone(),
-        since: 1,
+        since: Seq::FIRST,
         joined_at: now,
     };
     for _ in 0..CODE_ATTEMPTS {
@@ -42,7 +42,7 @@ pub async fn create_room(
         };
         let ticket = store.ticket();
         let first = Item::system(
-            1,
+            Seq::FIRST,
             store.next_id()?,
             now,
             Event::RoomCreated,

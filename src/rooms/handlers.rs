@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use super::actor::{Effect, RoomActor, Subscriber};
 use super::{Action, Caller, Request, RoomError};
 use crate::clock::now_ms;
+use crate::ids::Seq;
 use crate::protocol::{LimitsView, MemberView, RoomView, ServerFrame};
 use crate::sockets::outbox::{ConnHandle, ConnId};
 use crate::store::rooms::{BanRecord, Event, Item, MemberRecord, Page};
@@ -52,7 +53,7 @@ impl RoomActor {
         }
     }
 
-    fn join(&mut self, req: &Request, since: Option<u64>) -> Outcome {
+    fn join(&mut self, req: &Request, since: Option<Seq>) -> Outcome {
         let caller = &req.caller;
         if self.bans.contains_key(&caller.id) {
             return Err(RoomError::Banned);
@@ -174,7 +175,7 @@ impl RoomActor {
         metrics::counter!("hearth_messages_total").increment(1);
     }
 
-    fn history(&mut self, req: &Request, before: Option<u64>, limit: Option<u32>) -> Outcome {
+    fn history(&mut self, req: &Request, before: Option<Seq>, limit: Option<u32>) -> Outcome {
         self.require_member(&req.caller)?;
         let limit = history_limit(limit)?;
         let mut page = self.ctx.store.items_before(&self.code, before, limit)?;
@@ -190,7 +191,7 @@ impl RoomActor {
         Ok(())
     }
 
-    fn react(&mut self, req: &Request, seq: u64, emoji: &str, on: bool) -> Outcome {
+    fn react(&mut self, req: &Request, seq: Seq, emoji: &str, on: bool) -> Outcome {
         self.require_member(&req.caller)?;
         if !valid_emoji(emoji) {
             return Err(RoomError::BadRequest(format!(
@@ -369,11 +370,11 @@ impl RoomActor {
     /// Assigns the next seq to a new item, stores it, and marks the burst as writing.
     pub(super) fn append(
         &mut self,
-        make: impl FnOnce(u64, u64, u64) -> Item,
+        make: impl FnOnce(Seq, u64, u64) -> Item,
     ) -> Result<Item, RoomError> {
         let item = make(self.next_seq, self.ctx.store.next_id()?, now_ms());
         self.ctx.store.put_item(&self.code, &item)?;
-        self.next_seq += 1;
+        self.next_seq = self.next_seq.next();
         self.wrote = true;
         Ok(item)
     }

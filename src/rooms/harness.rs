@@ -17,7 +17,7 @@ use super::actor::RoomActor;
 use super::registry::RoomContext;
 use super::{create, Action, Caller, Request, RoomError};
 use crate::config::RoomsConfig;
-use crate::ids::RoomCode;
+use crate::ids::{RoomCode, Seq};
 use crate::protocol::{self, ErrorCode};
 use crate::sockets::outbox::{ConnHandle, QueueBound};
 use crate::sockets::Connections;
@@ -220,9 +220,12 @@ impl Harness {
         let mut members = store.members(code).map_err(fail)?;
         members.sort_by_key(|(_, m)| m.since);
         let bans = store.bans(code).map_err(fail)?;
-        let items = store.items_after(code, 0, usize::MAX).map_err(fail)?.items;
+        let items = store
+            .items_after(code, Seq::ZERO, usize::MAX)
+            .map_err(fail)?
+            .items;
         for (i, item) in items.iter().enumerate() {
-            if item.seq != i as u64 + 1 {
+            if item.seq.get() != i as u64 + 1 {
                 return Err(format!("seq {} where {} belongs", item.seq, i + 1));
             }
         }
@@ -256,7 +259,7 @@ impl Harness {
             if actor.room != room {
                 return Err(format!("room in memory {:?}, stored {room:?}", actor.room));
             }
-            if actor.next_seq != items.len() as u64 + 1 {
+            if actor.next_seq.get() != items.len() as u64 + 1 {
                 return Err(format!(
                     "next seq {} after {} items",
                     actor.next_seq,

@@ -189,7 +189,7 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::code;
+    use crate::ids::{code, Seq};
     use crate::store::rooms::Item;
     use crate::store::Store;
 
@@ -211,7 +211,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let store = Store::open(dir.path()).unwrap();
-            let good = Item::chat(1, 1, 0, "ann", "fine".into());
+            let good = Item::chat(Seq::FIRST, 1, 0, "ann", "fine".into());
             store.put_item(&code("ABCDEF"), &good).unwrap();
             let mut key = b"ABCDEF".to_vec();
             key.extend_from_slice(&2u64.to_be_bytes());
@@ -253,7 +253,10 @@ mod tests {
         {
             let store = Store::open(dir.path()).unwrap();
             store
-                .put_item(&code("ABCDEF"), &Item::chat(1, 1, 0, "ann", "x".into()))
+                .put_item(
+                    &code("ABCDEF"),
+                    &Item::chat(Seq::new(1), 1, 0, "ann", "x".into()),
+                )
                 .unwrap();
             store
                 .trees()
@@ -276,7 +279,10 @@ mod tests {
         {
             let store = Store::open(dir.path()).unwrap();
             store
-                .put_item(&code("ABCDEF"), &Item::chat(1, 1, 0, "ann", "x".into()))
+                .put_item(
+                    &code("ABCDEF"),
+                    &Item::chat(Seq::new(1), 1, 0, "ann", "x".into()),
+                )
                 .unwrap();
             store.set_schema_version_for_test(1).unwrap();
         }

@@ -10,7 +10,7 @@ use sled::Transactional;
 
 use super::rooms::{item_key, Item};
 use super::{decode, encode_bounded, Result, Store, StoreError};
-use crate::ids::RoomCode;
+use crate::ids::{RoomCode, Seq};
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
@@ -34,7 +34,7 @@ pub struct JobRecord {
     pub command: String,
     pub args: String,
     /// The seq of the command's message in the room.
-    pub seq: u64,
+    pub seq: Seq,
     /// When the command was sent (unix ms).
     pub ts: u64,
     pub state: JobState,

@@ -758,7 +758,7 @@ pub(crate) fn decode<T: DeserializeOwned>(tree: &'static str, raw: &[u8]) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::code;
+    use crate::ids::{code, Seq};
 
     #[tokio::test]
     async fn newer_schema_refuses_to_open() {
@@ -826,12 +826,18 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         let before = store.ticket();
         store
-            .put_item(&code("ABCDEF"), &Item::chat(1, 1, 0, "ann", "one".into()))
+            .put_item(
+                &code("ABCDEF"),
+                &Item::chat(Seq::new(1), 1, 0, "ann", "one".into()),
+            )
             .unwrap();
         store.break_for_test();
         assert!(store.is_broken());
         store
-            .put_item(&code("ABCDEF"), &Item::chat(2, 2, 0, "ann", "two".into()))
+            .put_item(
+                &code("ABCDEF"),
+                &Item::chat(Seq::new(2), 2, 0, "ann", "two".into()),
+            )
             .unwrap();
         assert!(!store.is_broken(), "the write reopened the database");
         assert!(matches!(
@@ -841,10 +847,13 @@ mod tests {
         let after = store.ticket();
         assert_ne!(before, after);
         store
-            .put_item(&code("ABCDEF"), &Item::chat(3, 3, 0, "ann", "three".into()))
+            .put_item(
+                &code("ABCDEF"),
+                &Item::chat(Seq::new(3), 3, 0, "ann", "three".into()),
+            )
             .unwrap();
         store.commit_since(after).await.unwrap();
-        assert_eq!(store.last_seq(&code("ABCDEF")).unwrap(), 3);
+        assert_eq!(store.last_seq(&code("ABCDEF")).unwrap(), Seq::new(3));
     }
 
     #[tokio::test]

@@ -145,7 +145,7 @@ pub(super) fn into_current_layout(dir: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::code;
+    use crate::ids::{code, Seq};
     use crate::store::rooms::Item;
     use crate::store::{encode, SCHEMA_KEY};
 
@@ -172,7 +172,7 @@ mod tests {
         let mut last_id = 0;
         for seq in 1..=messages {
             last_id = db.generate_id().unwrap();
-            let item = Item::chat(seq, last_id, seq, "ann", emoji_text(seq));
+            let item = Item::chat(Seq::new(seq), last_id, seq, "ann", emoji_text(seq));
             items.insert(item_key(seq), encode(&item)).unwrap();
         }
         db.flush().unwrap();
@@ -198,7 +198,7 @@ mod tests {
             layout::inspect(&db_dir).unwrap(),
             layout::Found::Current(Layout::CURRENT)
         );
-        let page = store.items_after(&code("ABCDEF"), 0, 1000).unwrap();
+        let page = store.items_after(&code("ABCDEF"), Seq::ZERO, 1000).unwrap();
         assert_eq!(page.items.len(), 60);
         for (n, item) in page.items.iter().enumerate() {
             assert_eq!(
@@ -216,7 +216,7 @@ mod tests {
         drop(store);
         // And it opens as it is from then on.
         let again = Store::open(dir.path()).unwrap();
-        assert_eq!(again.last_seq(&code("ABCDEF")).unwrap(), 60);
+        assert_eq!(again.last_seq(&code("ABCDEF")).unwrap(), Seq::new(60));
     }
 
     /// A rebuild stopped between its two renames leaves the old database whole; the next open
@@ -229,7 +229,7 @@ mod tests {
         std::fs::rename(&db_dir, previous(&db_dir)).unwrap();
         std::fs::create_dir(staging(&db_dir)).unwrap();
         let store = Store::open(dir.path()).unwrap();
-        assert_eq!(store.last_seq(&code("ABCDEF")).unwrap(), 3);
+        assert_eq!(store.last_seq(&code("ABCDEF")).unwrap(), Seq::new(3));
         assert!(!previous(&db_dir).exists() && !staging(&db_dir).exists());
     }
 }

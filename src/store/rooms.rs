@@ -14,7 +14,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
 use super::{decode, encode, encode_bounded, Result, Store, StoreError};
-use crate::ids::RoomCode;
+use crate::ids::{RoomCode, Seq};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct RoomRecord {
@@ -32,7 +32,7 @@ pub struct MemberRecord {
     pub username: String,
     pub display_name: String,
     /// The seq at which membership began: the smallest is the longest-standing member.
-    pub since: u64,
+    pub since: Seq,
     pub joined_at: u64,
 }
 
@@ -65,7 +65,7 @@ pub enum Event {
 /// One history item, stored exactly as the wire shows it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Item {
-    pub seq: u64,
+    pub seq: Seq,
     pub id: u64,
     pub ts: u64,
     pub kind: ItemKind,
@@ -85,14 +85,14 @@ pub struct Item {
     pub to: Option<String>,
     /// On a bot's answer: the seq of the command it answers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reply_to: Option<u64>,
+    pub reply_to: Option<Seq>,
     /// Emoji -> usernames, in the order they reacted.
     #[serde(default)]
     pub reactions: BTreeMap<String, Vec<String>>,
 }
 
 impl Item {
-    fn blank(seq: u64, id: u64, ts: u64, kind: ItemKind) -> Item {
+    fn blank(seq: Seq, id: u64, ts: u64, kind: ItemKind) -> Item {
         Item {
             seq,
             id,
@@ -110,7 +110,7 @@ impl Item {
         }
     }
 
-    pub fn chat(seq: u64, id: u64, ts: u64, author: &str, text: String) -> Item {
+    pub fn chat(seq: Seq, id: u64, ts: u64, author: &str, text: String) -> Item {
         Item {
             author: Some(author.to_string()),
             text: Some(text),
@@ -136,7 +136,7 @@ impl Item {
     }
 
     /// A bot's answer to the command at `reply_to`.
-    pub fn bot(seq: u64, id: u64, ts: u64, author: &str, text: String, reply_to: u64) -> Item {
+    pub fn bot(seq: Seq, id: u64, ts: u64, author: &str, text: String, reply_to: Seq) -> Item {
         Item {
             author: Some(author.to_string()),
             text: Some(text),
@@ -146,7 +146,7 @@ impl Item {
     }
 
     /// A system item about `user`, with `by` when someone else acted.
-    pub fn system(seq: u64, id: u64, ts: u64, event: Event, user: &str, by: Option<&str>) -> Item {
+    pub fn system(seq: Seq, id: u64, ts: u64, event: Event, user: &str, by: Option<&str>) -> Item {
         Item {
             event: Some(event),
             user: Some(user.to_string()),
@@ -158,7 +158,7 @@ impl Item {
     /// The host changes from `from` to `to`; like every system item it names whom it is
     /// about in `user`, here the new host.
     pub fn host_transfer(
-        seq: u64,
+        seq: Seq,
         id: u64,
         ts: u64,
         from: &str,
@@ -190,8 +190,10 @@ fn key(code: &RoomCode, suffix: u64) -> Vec<u8> {
 }
 
 /// The `items` key of a room's item.
-pub(crate) fn item_key(code: &RoomCode, seq: u64) -> Vec<u8> {
-    key(code, seq)
+pub(crate) fn item_key(code: &RoomCode, seq: Seq) -> Vec<u8> {
+    let mut key = code.as_bytes().to_vec();
+    key.extend_from_slice(&seq.to_key());
+    key
 }
 
 fn suffix_u64(tree: &'static str, key: &[u8]) -> Result<u64> {
@@ -234,7 +236,7 @@ impl Store {
                         user_room_key(creator, &room.code),
                         &member.joined_at.to_be_bytes(),
                     )?;
-                    items.insert(key(&room.code, first.seq), first_raw.as_slice())?;
+                    items.insert(item_key(&room.code, first.seq), first_raw.as_slice())?;
                     Ok(())
                 },
             );
@@ -345,11 +347,11 @@ impl Store {
         Ok(rooms)
     }
 
-    /// The highest seq stored for a room (0 for none).
-    pub fn last_seq(&self, code: &RoomCode) -> Result<u64> {
+    /// The highest seq stored for a room ([`Seq::ZERO`] for none).
+    pub fn last_seq(&self, code: &RoomCode) -> Result<Seq> {
         match self.trees()?.items.scan_prefix(code.as_bytes()).next_back() {
-            Some(entry) => suffix_u64("items", &entry?.0),
-            None => Ok(0),
+            Some(entry) => Ok(Seq::new(suffix_u64("items", &entry?.0)?)),
+            None => Ok(Seq::ZERO),
         }
     }
 
@@ -357,24 +359,24 @@ impl Store {
     pub fn put_item(&self, code: &RoomCode, item: &Item) -> Result<()> {
         let raw = encode_bounded(item)?;
         self.write(|t| {
-            t.items.insert(key(code, item.seq), raw)?;
+            t.items.insert(item_key(code, item.seq), raw)?;
             Ok(())
         })
     }
 
-    pub fn item(&self, code: &RoomCode, seq: u64) -> Result<Option<Item>> {
+    pub fn item(&self, code: &RoomCode, seq: Seq) -> Result<Option<Item>> {
         self.trees()?
             .items
-            .get(key(code, seq))?
+            .get(item_key(code, seq))?
             .map(|raw| decode("items", &raw))
             .transpose()
     }
 
     /// The newest `limit` items with seq < `before` (all when `None`), oldest first.
-    pub fn items_before(&self, code: &RoomCode, before: Option<u64>, limit: usize) -> Result<Page> {
-        let end = key(code, before.unwrap_or(u64::MAX));
+    pub fn items_before(&self, code: &RoomCode, before: Option<Seq>, limit: usize) -> Result<Page> {
+        let end = item_key(code, before.unwrap_or(Seq::new(u64::MAX)));
         let trees = self.trees()?;
-        let mut range = trees.items.range(key(code, 0)..end).rev();
+        let mut range = trees.items.range(item_key(code, Seq::ZERO)..end).rev();
         let mut items = Vec::with_capacity(limit.min(256));
         for entry in range.by_ref().take(limit) {
             items.push(decode("items", &entry?.1)?);
@@ -385,10 +387,12 @@ impl Store {
     }
 
     /// The oldest `limit` items with seq > `since`, oldest first.
-    pub fn items_after(&self, code: &RoomCode, since: u64, limit: usize) -> Result<Page> {
-        let start = key(code, since.saturating_add(1));
+    pub fn items_after(&self, code: &RoomCode, since: Seq, limit: usize) -> Result<Page> {
+        let start = item_key(code, since.next());
         let trees = self.trees()?;
-        let mut range = trees.items.range(start..=key(code, u64::MAX));
+        let mut range = trees
+            .items
+            .range(start..=item_key(code, Seq::new(u64::MAX)));
         let mut items = Vec::with_capacity(limit.min(512));
         for entry in range.by_ref().take(limit) {
             items.push(decode("items", &entry?.1)?);
@@ -411,27 +415,34 @@ mod tests {
             store
                 .put_item(
                     &code("ABCDEF"),
-                    &Item::chat(seq, seq, 0, "a", format!("m{seq}")),
+                    &Item::chat(Seq::new(seq), seq, 0, "a", format!("m{seq}")),
                 )
                 .unwrap();
         }
         store
-            .put_item(&code("ABCDEG"), &Item::chat(1, 99, 0, "a", "other".into()))
+            .put_item(
+                &code("ABCDEG"),
+                &Item::chat(Seq::FIRST, 99, 0, "a", "other".into()),
+            )
             .unwrap();
-        assert_eq!(store.last_seq(&code("ABCDEF")).unwrap(), 10);
-        assert_eq!(store.last_seq(&code("ZZZZZZ")).unwrap(), 0);
+        assert_eq!(store.last_seq(&code("ABCDEF")).unwrap(), Seq::new(10));
+        assert_eq!(store.last_seq(&code("ZZZZZZ")).unwrap(), Seq::ZERO);
 
         let page = store.items_before(&code("ABCDEF"), None, 3).unwrap();
-        let seqs: Vec<u64> = page.items.iter().map(|i| i.seq).collect();
+        let seqs: Vec<u64> = page.items.iter().map(|i| i.seq.get()).collect();
         assert_eq!((seqs, page.more), (vec![8, 9, 10], true));
-        let page = store.items_before(&code("ABCDEF"), Some(3), 5).unwrap();
-        let seqs: Vec<u64> = page.items.iter().map(|i| i.seq).collect();
+        let page = store
+            .items_before(&code("ABCDEF"), Some(Seq::new(3)), 5)
+            .unwrap();
+        let seqs: Vec<u64> = page.items.iter().map(|i| i.seq.get()).collect();
         assert_eq!((seqs, page.more), (vec![1, 2], false));
 
-        let page = store.items_after(&code("ABCDEF"), 7, 2).unwrap();
-        let seqs: Vec<u64> = page.items.iter().map(|i| i.seq).collect();
+        let page = store.items_after(&code("ABCDEF"), Seq::new(7), 2).unwrap();
+        let seqs: Vec<u64> = page.items.iter().map(|i| i.seq.get()).collect();
         assert_eq!((seqs, page.more), (vec![8, 9], true));
-        let page = store.items_after(&code("ABCDEF"), 8, 500).unwrap();
+        let page = store
+            .items_after(&code("ABCDEF"), Seq::new(8), 500)
+            .unwrap();
         assert_eq!(page.items.len(), 2);
         assert!(!page.more);
     }

@@ -210,14 +210,14 @@ impl Loader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::code;
+    use crate::ids::{code, Seq};
     use crate::store::rooms::MemberRecord;
 
     fn member(since: u64) -> MemberRecord {
         MemberRecord {
             username: format!("u{since}"),
             display_name: "U".into(),
-            since,
+            since: Seq::new(since),
             joined_at: since,
         }
     }

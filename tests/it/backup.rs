@@ -15,7 +15,7 @@ use common::bots::{command, wait_for_command};
 use common::process::{hearth, start, start_with_env};
 use common::ws::{create_room, history, http_post, num, register, Incoming, WsClient, TIMEOUT};
 use common::PASSWORD;
-use hearth::ids::RoomCode;
+use hearth::ids::{RoomCode, Seq};
 use hearth::store::seal::SEAL;
 use serde_json::{json, Value};
 use tokio::time::Instant;
@@ -823,7 +823,7 @@ async fn sizeable_store_for_measurements() {
             let text =
                 format!("message {seq} in room {r}: the quick brown fox jumps over the lazy dog");
             let item = Item::chat(
-                seq,
+                Seq::new(seq),
                 r * per_room + seq,
                 1_700_000_000_000 + seq,
                 "user1",

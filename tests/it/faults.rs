@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use common::ws::{create_room, history, num, Incoming, WsClient};
 use common::TestServer;
-use hearth::ids::RoomCode;
+use hearth::ids::{RoomCode, Seq};
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
@@ -271,7 +271,7 @@ async fn a_power_cut_keeps_every_committed_message_of_any_size() {
         {
             let store = Store::open(dir.path()).unwrap();
             for seq in 1..=messages {
-                let item = Item::chat(seq, seq, seq, "ann", text(seq));
+                let item = Item::chat(Seq::new(seq), seq, seq, "ann", text(seq));
                 store
                     .put_item(&RoomCode::parse("ABCDEF").unwrap(), &item)
                     .unwrap();
@@ -291,7 +291,7 @@ async fn a_power_cut_keeps_every_committed_message_of_any_size() {
         let store = Store::open(dir.path())
             .unwrap_or_else(|e| panic!("{label}: the database must open after a cut: {e}"));
         let page = store
-            .items_after(&RoomCode::parse("ABCDEF").unwrap(), 0, 1000)
+            .items_after(&RoomCode::parse("ABCDEF").unwrap(), Seq::ZERO, 1000)
             .unwrap();
         assert_eq!(
             page.items.len() as u64,
@@ -301,7 +301,7 @@ async fn a_power_cut_keeps_every_committed_message_of_any_size() {
         for item in &page.items {
             assert_eq!(
                 item.text.as_deref(),
-                Some(text(item.seq).as_str()),
+                Some(text(item.seq.get()).as_str()),
                 "{label}"
             );
         }

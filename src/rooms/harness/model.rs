@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use super::{Harness, RoomState};
 use crate::config::RoomsConfig;
+use crate::ids::Seq;
 use crate::rooms::Action;
 use crate::store::rooms::{Event, Item, ItemKind};
 
@@ -251,7 +252,12 @@ impl Model {
 fn action_of(step: &Step) -> (usize, Action) {
     match *step {
         Step::Join(who) => (who, Action::Join { since: None }),
-        Step::JoinSince(who, since) => (who, Action::Join { since: Some(since) }),
+        Step::JoinSince(who, since) => (
+            who,
+            Action::Join {
+                since: Some(Seq::new(since)),
+            },
+        ),
         Step::Leave(who) => (who, Action::Leave),
         Step::Send(who) => (
             who,
@@ -267,7 +273,7 @@ fn action_of(step: &Step) -> (usize, Action) {
         } => (
             who,
             Action::React {
-                seq,
+                seq: Seq::new(seq),
                 emoji: EMOJI[emoji].into(),
                 on,
             },
@@ -384,7 +390,7 @@ fn run_case(harness: &mut Harness, steps: &[Step]) -> Result<(), TestCaseError> 
         for item in &state.items {
             let expected: BTreeMap<String, Vec<String>> = model
                 .reactions
-                .get(&item.seq)
+                .get(&item.seq.get())
                 .map(|r| r.iter().map(|(e, h)| (e.clone(), names(h))).collect())
                 .unwrap_or_default();
             prop_assert_eq!(
