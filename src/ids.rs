@@ -1,5 +1,6 @@
-//! Identifiers that carry a promise, as types: a [`RoomCode`] is always canonical, so code that
-//! holds one never normalizes again and a raw string from a client cannot reach a store key.
+//! Identifiers that carry a promise, as types: a [`RoomCode`] and a [`Username`] are always
+//! canonical, so code that holds one never normalizes again and a raw string from a client cannot
+//! reach a store key; a [`Seq`] is a place in a room's history, not any number.
 //!
 //! Room codes are 6 characters from an alphabet without look-alikes (no 0/O, 1/I/L), drawn from
 //! the OS CSPRNG and accepted from people in any case. On the wire and in the store a code is a
@@ -10,6 +11,49 @@ use std::fmt;
 use std::ops::Deref;
 
 use serde::{Deserialize, Serialize};
+
+/// The traits a string identifier shares: read as `&str` anywhere, shown as itself, compared
+/// with plain strings (tests and lookups), never built from one except through its `parse`.
+macro_rules! string_id {
+    ($name:ident) => {
+        impl Deref for $name {
+            type Target = str;
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
+        }
+    };
+}
 
 /// A room's code in its canonical (upper-case) form.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -61,42 +105,49 @@ fn canonical<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String
     }
 }
 
-impl Deref for RoomCode {
-    type Target = str;
-    fn deref(&self) -> &str {
+string_id!(RoomCode);
+
+/// An account's username in canonical form: 3 to 32 of ASCII letters, digits, `_`, `.` and
+/// `-`, lower-cased (PROTOCOL.md's rule). People sign in with any case; the store, rooms and
+/// the wire hold this form. Bots' accounts are named after their plugin, whose names are a
+/// subset of this rule.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Username(#[serde(deserialize_with = "canonical_username")] String);
+
+impl Username {
+    pub const MIN: usize = 3;
+    pub const MAX: usize = 32;
+
+    /// The name a person typed, in canonical form; `None` if it breaks the rule. The rule is
+    /// checked before lower-casing: lower-casing first let look-alikes through (the Kelvin sign
+    /// U+212A lower-cases to `k`).
+    pub fn parse(input: &str) -> Option<Username> {
+        let name = input.trim();
+        let len = name.chars().count();
+        let allowed = |c: char| c.is_ascii_alphanumeric() || "_.-".contains(c);
+        let valid = (Self::MIN..=Self::MAX).contains(&len) && name.chars().all(allowed);
+        valid.then(|| Username(name.to_ascii_lowercase()))
+    }
+
+    pub fn as_str(&self) -> &str {
         &self.0
     }
 }
 
-impl AsRef<str> for RoomCode {
-    fn as_ref(&self) -> &str {
-        &self.0
+fn canonical_username<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<String, D::Error> {
+    let raw = String::deserialize(deserializer)?;
+    match Username::parse(&raw) {
+        Some(name) if name.0 == raw => Ok(raw),
+        _ => Err(serde::de::Error::custom(format!(
+            "{raw:?} is not a username"
+        ))),
     }
 }
 
-impl Borrow<str> for RoomCode {
-    fn borrow(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for RoomCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl PartialEq<str> for RoomCode {
-    fn eq(&self, other: &str) -> bool {
-        self.0 == other
-    }
-}
-
-impl PartialEq<&str> for RoomCode {
-    fn eq(&self, other: &&str) -> bool {
-        self.0 == *other
-    }
-}
+string_id!(Username);
 
 /// An item's place in its room's history: the first item is 1, each next one is one more, and
 /// none is ever skipped or reused, so a client that holds seq N and asks for what follows misses
@@ -153,6 +204,12 @@ pub(crate) fn code(text: &str) -> RoomCode {
     RoomCode::parse(text).expect("a room code")
 }
 
+/// A username for unit tests.
+#[cfg(test)]
+pub(crate) fn name(text: &str) -> Username {
+    Username::parse(text).expect("a username")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,5 +250,51 @@ mod tests {
         for bad in ["\"k7mp2x\"", "\" K7MP2X\"", "\"K0MP2X\"", "7"] {
             assert!(serde_json::from_str::<RoomCode>(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn username_rules() {
+        let long = "a".repeat(32);
+        let cases = [
+            ("alice", Some("alice")),
+            ("Alice.B-c_9", Some("alice.b-c_9")),
+            (" bob ", Some("bob")),
+            ("ab", None),
+            (&"a".repeat(33), None),
+            (&long, Some(&*long)),
+            ("al ice", None),
+            ("alïce", None),
+            ("al/ice", None),
+            ("\u{212A}elvin", None),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(Username::parse(input).as_deref(), expected, "{input}");
+        }
+    }
+
+    #[test]
+    fn a_stored_username_must_be_canonical() {
+        let good: Username = serde_json::from_str("\"alice\"").unwrap();
+        assert_eq!(good, "alice");
+        for bad in ["\"Alice\"", "\"al\"", "\" alice\""] {
+            assert!(serde_json::from_str::<Username>(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn seqs_sort_as_their_keys() {
+        let seqs = [
+            Seq::ZERO,
+            Seq::FIRST,
+            Seq::new(255),
+            Seq::new(256),
+            Seq::new(u64::MAX),
+        ];
+        for pair in seqs.windows(2) {
+            assert!(pair[0] < pair[1] && pair[0].to_key() < pair[1].to_key());
+            assert_eq!(Seq::from_key(pair[1].to_key()), pair[1]);
+        }
+        assert_eq!(Seq::ZERO.prev(), Seq::ZERO);
+        assert_eq!(Seq::FIRST.prev().next(), Seq::FIRST);
     }
 }

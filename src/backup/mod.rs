@@ -363,7 +363,7 @@ mod tests {
 
     fn user(name: &str) -> NewUser {
         NewUser {
-            username: name.into(),
+            username: crate::ids::name(name),
             display_name: name.into(),
             password_hash: Some("$argon2id$secret".into()),
             bot: false,
@@ -414,7 +414,14 @@ mod tests {
             .unwrap();
         assert_eq!(page.items.len(), 1000);
         assert_eq!(page.items[999].text.as_deref(), Some("message 1000"));
-        assert_eq!(store.user_by_name("ben").unwrap().unwrap().username, "ben");
+        assert_eq!(
+            store
+                .user_by_name(&crate::ids::name("ben"))
+                .unwrap()
+                .unwrap()
+                .username,
+            "ben"
+        );
         // New ids never collide with restored ones.
         let carol = store.create_user(user("carol")).unwrap();
         assert!(carol.id > last_id, "{} <= {last_id}", carol.id);

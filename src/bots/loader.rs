@@ -24,6 +24,7 @@ use super::Answers;
 use super::{BotError, BUNDLED};
 use crate::clock::now_ms;
 use crate::config::{Config, PluginConfig};
+use crate::ids::Username;
 use crate::store::accounts::{CreateUserError, NewUser};
 use crate::store::Store;
 
@@ -332,7 +333,9 @@ impl Loader {
 
     /// The bot's account: created on first load; a person's account of that name blocks it.
     fn ensure_bot_user(&self, name: &str) -> Result<(), BotError> {
-        if let Some(user) = self.store.user_by_name(name)? {
+        let username = Username::parse(name)
+            .ok_or_else(|| BotError::Manifest(format!("name {name:?} is not a username")))?;
+        if let Some(user) = self.store.user_by_name(&username)? {
             return if user.bot {
                 Ok(())
             } else {
@@ -342,7 +345,7 @@ impl Loader {
             };
         }
         let new = NewUser {
-            username: name.to_string(),
+            username,
             display_name: name.to_string(),
             password_hash: None,
             bot: true,

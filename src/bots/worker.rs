@@ -311,7 +311,7 @@ async fn call(
 ) -> Result<Vec<BotAction>, CallError> {
     let invocation = Invocation {
         room: job.room.to_string(),
-        caller: job.caller.clone(),
+        caller: job.caller.to_string(),
         command: job.command.clone(),
         args: job.args.clone(),
         seq: job.seq.get(),

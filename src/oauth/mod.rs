@@ -26,6 +26,7 @@ use crate::auth::{token, AuthError};
 use crate::clock::now_ms;
 use crate::config::Config;
 use crate::http::error::AppError;
+use crate::ids::Username;
 use crate::protocol::ErrorCode;
 use crate::store::accounts::NewUser;
 use crate::store::identities::{IdentityRecord, IdentityStoreError};
@@ -303,9 +304,12 @@ impl OAuth {
                     .collect();
                 username::with_suffix(&base, &suffix.to_lowercase())
             };
+            // The candidates are valid usernames by construction (see `username`'s tests).
+            let username = Username::parse(&username)
+                .ok_or_else(|| OAuthError::Internal(format!("{username:?} is not a username")))?;
             let new = NewUser {
                 display_name: if display_name.is_empty() {
-                    username.clone()
+                    username.to_string()
                 } else {
                     display_name.clone()
                 },

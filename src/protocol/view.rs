@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::ids::RoomCode;
+use crate::ids::{RoomCode, Username};
 use crate::store::rooms::RoomRecord;
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -10,7 +10,7 @@ pub struct RoomView {
     pub code: RoomCode,
     pub name: String,
     /// The host's username.
-    pub host: String,
+    pub host: Username,
     pub created_at: u64,
 }
 
@@ -49,7 +49,7 @@ pub struct LimitsView {
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct MemberView {
-    pub username: String,
+    pub username: Username,
     pub display_name: String,
     pub online: bool,
     pub host: bool,

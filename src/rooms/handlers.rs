@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use super::actor::{Effect, RoomActor, Subscriber};
 use super::{Action, Caller, Request, RoomError};
 use crate::clock::now_ms;
-use crate::ids::Seq;
+use crate::ids::{Seq, Username};
 use crate::protocol::{LimitsView, MemberView, RoomView, ServerFrame};
 use crate::sockets::outbox::{ConnHandle, ConnId};
 use crate::store::rooms::{BanRecord, Event, Item, MemberRecord, Page};
@@ -293,7 +293,7 @@ impl RoomActor {
         self.ctx.store.remove_member(&self.code, target_id)?;
         let ban = BanRecord {
             username: target_name.clone(),
-            by: by.to_string(),
+            by: req.caller.username.clone(),
             at: now_ms(),
         };
         self.ctx.store.put_ban(&self.code, target_id, &ban)?;
@@ -321,7 +321,11 @@ impl RoomActor {
     fn unban(&mut self, req: &Request, target: &str) -> Outcome {
         self.require_host(&req.caller)?;
         let target = target.trim().to_lowercase();
-        let Some((&target_id, ban)) = self.bans.iter().find(|(_, b)| b.username == target) else {
+        let Some((&target_id, ban)) = self
+            .bans
+            .iter()
+            .find(|(_, b)| b.username == target.as_str())
+        else {
             return Err(RoomError::BadRequest(format!(
                 "{target} is not banned here"
             )));
@@ -379,9 +383,9 @@ impl RoomActor {
         Ok(item)
     }
 
-    fn set_host(&mut self, id: u64, username: &str) -> Outcome {
+    fn set_host(&mut self, id: u64, username: &Username) -> Outcome {
         self.room.host = id;
-        self.room.host_username = username.to_string();
+        self.room.host_username = username.clone();
         self.ctx.store.put_room(&self.room)?;
         self.wrote = true;
         Ok(())
@@ -417,11 +421,11 @@ impl RoomActor {
         }
     }
 
-    fn member_named(&self, name: &str) -> Result<(u64, String), RoomError> {
+    fn member_named(&self, name: &str) -> Result<(u64, Username), RoomError> {
         let name = name.trim().to_lowercase();
         self.members
             .iter()
-            .find(|(_, m)| m.username == name)
+            .find(|(_, m)| m.username == name.as_str())
             .map(|(id, m)| (*id, m.username.clone()))
             .ok_or_else(|| RoomError::BadRequest(format!("{name} is not a member of this room")))
     }

@@ -17,7 +17,7 @@ use super::actor::RoomActor;
 use super::registry::RoomContext;
 use super::{create, Action, Caller, Request, RoomError};
 use crate::config::RoomsConfig;
-use crate::ids::{RoomCode, Seq};
+use crate::ids::{RoomCode, Seq, Username};
 use crate::protocol::{self, ErrorCode};
 use crate::sockets::outbox::{ConnHandle, QueueBound};
 use crate::sockets::Connections;
@@ -77,7 +77,8 @@ impl Harness {
                 User {
                     record: UserRecord {
                         id,
-                        username: format!("user{i}"),
+                        username: Username::parse(&format!("user{i}"))
+                            .expect("the harness names its users validly"),
                         display_name: format!("User {i}"),
                         password_hash: None,
                         bot: false,
@@ -278,9 +279,15 @@ impl Harness {
             }
         }
         Ok(RoomState {
-            members: members.into_iter().map(|(_, m)| m.username).collect(),
-            host: room.host_username,
-            banned: bans.into_iter().map(|(_, b)| b.username).collect(),
+            members: members
+                .into_iter()
+                .map(|(_, m)| m.username.to_string())
+                .collect(),
+            host: room.host_username.to_string(),
+            banned: bans
+                .into_iter()
+                .map(|(_, b)| b.username.to_string())
+                .collect(),
             items,
         })
     }

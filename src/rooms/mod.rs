@@ -28,6 +28,7 @@ use tokio::sync::{oneshot, OwnedSemaphorePermit};
 
 pub use crate::bots::BotAction;
 use crate::bots::PostError;
+use crate::ids::Username;
 pub use crate::protocol::Action;
 use crate::protocol::ErrorCode;
 use crate::sockets::outbox::{ConnHandle, ConnId};
@@ -105,7 +106,7 @@ impl RoomError {
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub id: u64,
-    pub username: String,
+    pub username: Username,
     pub display_name: String,
 }
 

@@ -9,12 +9,13 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
 use super::{decode, encode, Result, Store, StoreError};
+use crate::ids::Username;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct UserRecord {
     pub id: u64,
-    /// Lower-cased; the unique handle used everywhere on the wire.
-    pub username: String,
+    /// The unique handle used everywhere on the wire.
+    pub username: Username,
     pub display_name: String,
     /// argon2id PHC string; `None` for accounts that only sign in through a provider.
     pub password_hash: Option<String>,
@@ -54,7 +55,7 @@ pub enum CreateUserError {
 
 /// A new account, before it has an id.
 pub struct NewUser {
-    pub username: String,
+    pub username: Username,
     pub display_name: String,
     pub password_hash: Option<String>,
     pub bot: bool,
@@ -117,13 +118,10 @@ impl Store {
             .transpose()
     }
 
-    /// Looks a user up by name, case-insensitively.
-    pub fn user_by_name(&self, username: &str) -> Result<Option<UserRecord>> {
-        let Some(raw_id) = self
-            .trees()?
-            .usernames
-            .get(username.to_lowercase().as_bytes())?
-        else {
+    /// Looks a user up by name (a [`Username`] is canonical, so any case a person typed finds
+    /// the account).
+    pub fn user_by_name(&self, username: &Username) -> Result<Option<UserRecord>> {
+        let Some(raw_id) = self.trees()?.usernames.get(username.as_bytes())? else {
             return Ok(None);
         };
         let id: [u8; 8] = raw_id
@@ -239,7 +237,7 @@ mod tests {
 
     fn new_user(name: &str) -> NewUser {
         NewUser {
-            username: name.into(),
+            username: crate::ids::name(name),
             display_name: name.into(),
             password_hash: None,
             bot: false,
@@ -256,7 +254,10 @@ mod tests {
             store.create_user(new_user("alice")),
             Err(CreateUserError::Taken)
         ));
-        assert_eq!(store.user_by_name("ALICE").unwrap(), Some(alice.clone()));
+        assert_eq!(
+            store.user_by_name(&crate::ids::name("ALICE")).unwrap(),
+            Some(alice.clone())
+        );
 
         let session = SessionRecord {
             user_id: alice.id,

@@ -259,7 +259,7 @@ mod tests {
 
     fn new_user(name: &str, password: bool) -> NewUser {
         NewUser {
-            username: name.into(),
+            username: crate::ids::name(name),
             display_name: name.into(),
             password_hash: password.then(|| "hash".to_string()),
             bot: false,
@@ -284,7 +284,7 @@ mod tests {
             Err(IdentityStoreError::UsernameTaken)
         ));
         assert_eq!(
-            store.user_by_name("octo2").unwrap(),
+            store.user_by_name(&crate::ids::name("octo2")).unwrap(),
             None,
             "nothing half-made"
         );
@@ -318,7 +318,7 @@ mod tests {
             Err(IdentityStoreError::NotLinked)
         ));
 
-        let pw = store.create_user(new_user("pw", true)).unwrap();
+        let pw = store.create_user(new_user("pwd", true)).unwrap();
         store.link_identity(pw.id, identity("github", "9")).unwrap();
         store.unlink_identity(pw.id, "github", &everyone).unwrap();
         assert!(store.identities_of(pw.id).unwrap().is_empty());

@@ -10,7 +10,7 @@ use sled::Transactional;
 
 use super::rooms::{item_key, Item};
 use super::{decode, encode_bounded, Result, Store, StoreError};
-use crate::ids::{RoomCode, Seq};
+use crate::ids::{RoomCode, Seq, Username};
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
@@ -30,7 +30,7 @@ pub struct JobRecord {
     pub id: u64,
     pub plugin: String,
     pub room: RoomCode,
-    pub caller: String,
+    pub caller: Username,
     pub command: String,
     pub args: String,
     /// The seq of the command's message in the room.

@@ -14,7 +14,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
 use super::{decode, encode, encode_bounded, Result, Store, StoreError};
-use crate::ids::{RoomCode, Seq};
+use crate::ids::{RoomCode, Seq, Username};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct RoomRecord {
@@ -24,12 +24,12 @@ pub struct RoomRecord {
     /// The host's user id and username; kept when the host leaves an emptied room, so the
     /// next joiner's takeover can name whom they took over from.
     pub host: u64,
-    pub host_username: String,
+    pub host_username: Username,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct MemberRecord {
-    pub username: String,
+    pub username: Username,
     pub display_name: String,
     /// The seq at which membership began: the smallest is the longest-standing member.
     pub since: Seq,
@@ -38,8 +38,8 @@ pub struct MemberRecord {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct BanRecord {
-    pub username: String,
-    pub by: String,
+    pub username: Username,
+    pub by: Username,
     pub at: u64,
 }
 

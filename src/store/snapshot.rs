@@ -215,7 +215,7 @@ mod tests {
 
     fn member(since: u64) -> MemberRecord {
         MemberRecord {
-            username: format!("u{since}"),
+            username: crate::ids::name(&format!("user{since}")),
             display_name: "U".into(),
             since: Seq::new(since),
             joined_at: since,

@@ -15,7 +15,7 @@ use common::bots::{command, wait_for_command};
 use common::process::{hearth, start, start_with_env};
 use common::ws::{create_room, history, http_post, num, register, Incoming, WsClient, TIMEOUT};
 use common::PASSWORD;
-use hearth::ids::{RoomCode, Seq};
+use hearth::ids::{RoomCode, Seq, Username};
 use hearth::store::seal::SEAL;
 use serde_json::{json, Value};
 use tokio::time::Instant;
@@ -790,7 +790,7 @@ async fn sizeable_store_for_measurements() {
     for u in 0..users {
         store
             .create_user(NewUser {
-                username: format!("user{u}"),
+                username: Username::parse(&format!("user{u}")).unwrap(),
                 display_name: format!("User {u}"),
                 password_hash: Some(
                     "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo".into(),
@@ -816,7 +816,7 @@ async fn sizeable_store_for_measurements() {
                 name: format!("room {r}"),
                 created_at: 1_700_000_000_000,
                 host: 1,
-                host_username: "user0".into(),
+                host_username: Username::parse("user0").unwrap(),
             })
             .unwrap();
         for seq in 1..=per_room {

@@ -83,7 +83,7 @@ async fn users_after_stop(mut server: TestServer) -> Vec<String> {
         .unwrap()
         .into_iter()
         .filter(|u| !u.bot)
-        .map(|u| u.username)
+        .map(|u| u.username.to_string())
         .collect();
     names.sort();
     names
