@@ -15,7 +15,8 @@
 //!   environment < flags) and its validation; every error names the key and its source.
 //! - [`files`]: file modes: the process umask, a private data directory, the warning for an
 //!   open one.
-//! - [`ids`]: identifiers that carry a promise as types: [`ids::RoomCode`], always canonical.
+//! - [`ids`]: identifiers that carry a promise as types: [`ids::RoomCode`] and
+//!   [`ids::Username`], always canonical; [`ids::Seq`], a place in a room's history.
 //! - [`names`]: display names and room names made safe to show (no format characters, NFKC)
 //!   and the check that a reaction is a real emoji.
 //! - [`store`]: the sled database: typed trees, schema version, the group-commit writer that

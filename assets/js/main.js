@@ -9,6 +9,9 @@ const app = document.getElementById('app');
 // The page's one owner of what outlives a screen: the socket, the open room's view, and the
 // shell (sidebar and main area) while signed in. Only this module changes them.
 const page = { socket: null, view: null, shell: null };
+// The open room's view if it shows `room`, else null: pushed frames for other rooms only update
+// the sidebar.
+const viewOf = (room) => (page.view && page.view.room === room ? page.view : null);
 let localSeq = 0;
 // The join of the room in the address bar, sent as soon as the first socket opens, before the
 // rest of the page is ready: { code, answer }.
@@ -386,7 +389,7 @@ function openRoom(raw) {
     state.rooms.set(code, room);
     room.status = valid ? 'joining' : 'unknown';
   }
-  if (page.view && page.view.room === room) return;
+  if (viewOf(room)) return;
   // Opening a room I could not join, or was removed from, asks again: the host may have let me
   // back in. The banner keeps saying why until the answer comes.
   const retry = valid && ['unknown', 'banned', 'kicked'].includes(room.status);
@@ -410,7 +413,7 @@ async function showKept(room) {
   room.update(kept.room);
   if (!room.members.size) room.setMembers(kept.members || []);
   const { added, before } = room.addItems(kept.messages);
-  if (page.view && page.view.room === room) {
+  if (viewOf(room)) {
     page.view.onItems(added, before);
     page.view.onMembers();
   }
@@ -466,7 +469,7 @@ async function join(room) {
       else if (e.code !== 'disconnected' && e.code !== 'stopped') toast(e.message, 'error');
       if (room.status === 'banned' || room.status === 'unknown') {
         if (room.fromList === false) state.rooms.delete(room.code);
-        if (page.view && page.view.room === room) page.view.renderStatus();
+        viewOf(room)?.renderStatus();
         renderRooms();
       }
       return;
@@ -488,7 +491,7 @@ async function join(room) {
     afterItems(room, added, before, true);
     if (!(resuming && answer.more)) break;
   }
-  if (page.view && page.view.room === room) {
+  if (viewOf(room)) {
     page.view.renderStatus();
     page.view.onMembers();
     if (resumed) refreshReactions(room);
@@ -506,7 +509,7 @@ async function refreshReactions(room) {
       const known = room.bySeq.get(fresh.seq);
       if (known && JSON.stringify(known.reactions) !== JSON.stringify(fresh.reactions || {})) {
         known.reactions = fresh.reactions || {};
-        if (page.view && page.view.room === room) page.view.onReaction(known);
+        viewOf(room)?.onReaction(known);
       }
     }
   } catch {
@@ -517,7 +520,7 @@ async function refreshReactions(room) {
 function afterItems(room, added, before, fromJoin = false) {
   room.unread = room.countUnread(state.me.username);
   if (added.length) keepRoom(state.me.username, room);
-  if (page.view && page.view.room === room) {
+  if (viewOf(room)) {
     page.view.onItems(added, before);
     if (!fromJoin && added.some((i) => i.kind === 'system')) page.view.onMembers();
     if (added.some((i) => i.kind !== 'system')) page.view.renderTyping();
@@ -541,18 +544,18 @@ const roomFrames = {
   },
   reaction(room, frame) {
     const item = room.applyReaction(frame);
-    if (item && page.view && page.view.room === room) page.view.onReaction(item);
+    if (item) viewOf(room)?.onReaction(item);
   },
   presence(room, frame) {
     const member = room.members.get(frame.user);
     if (member) member.online = frame.online;
     else if (frame.online) room.members.set(frame.user, { username: frame.user, display_name: frame.user, online: true, host: false, unnamed: true });
     if (room.members.get(frame.user)?.unnamed) learnNames(room);
-    if (page.view && page.view.room === room) page.view.onMembers();
+    viewOf(room)?.onMembers();
   },
   typing(room, frame) {
     room.typing.set(frame.user, Date.now() + 5000);
-    if (page.view && page.view.room === room) page.view.renderTyping();
+    viewOf(room)?.renderTyping();
   },
   kicked(room, frame) {
     room.status = 'kicked';
@@ -560,7 +563,7 @@ const roomFrames = {
     room.subscribed = false;
     room.typing.clear();
     room.pending = [];
-    if (page.view && page.view.room === room) {
+    if (viewOf(room)) {
       page.view.renderStatus();
       page.view.renderPending();
       page.view.renderTyping();
@@ -611,14 +614,14 @@ function learnNames(room) {
         changed = true;
       }
     }
-    if (changed && page.view && page.view.room === room) page.view.onNames();
+    if (changed) viewOf(room)?.onNames();
   }, 100);
 }
 
 function addNotice(room, text) {
   const notice = { after: room.maxSeq, text: String(text || '') };
   room.notices.push(notice);
-  if (page.view && page.view.room === room) page.view.onNotice(notice);
+  viewOf(room)?.onNotice(notice);
 }
 
 function markRead() {
@@ -650,7 +653,7 @@ function roomActions(room) {
       try {
         const older = await page.socket.request({ type: 'history', room: room.code, before: room.minSeq, limit: 100 });
         const { added, before } = room.addItems(older.messages);
-        if (page.view && page.view.room === room) page.view.onItems(added, before);
+        viewOf(room)?.onItems(added, before);
       } catch (e) {
         if (e.code !== 'disconnected') toast(e.message, 'error');
       } finally {
@@ -662,11 +665,11 @@ function roomActions(room) {
       p.state = 'queued';
       p.error = null;
       resendPending(room);
-      if (page.view && page.view.room === room) page.view.renderPending();
+      viewOf(room)?.renderPending();
     },
     discard: (p) => {
       room.pending = room.pending.filter((x) => x !== p);
-      if (page.view && page.view.room === room) page.view.renderPending();
+      viewOf(room)?.renderPending();
     },
     markRead,
     host: async (kind, user) => {
@@ -710,18 +713,18 @@ function sendMessage(room, text) {
   const p = { local: ++localSeq, text, state: 'queued', seq: null, base: room.maxSeq, error: null };
   room.pending.push(p);
   if (page.socket && page.socket.open && room.subscribed) transmit(room, p);
-  else if (page.view && page.view.room === room) page.view.renderPending();
+  else viewOf(room)?.renderPending();
 }
 
 async function transmit(room, p) {
   p.state = 'sending';
   p.base = room.maxSeq;
-  if (page.view && page.view.room === room) page.view.renderPending();
+  viewOf(room)?.renderPending();
   try {
     const answer = await page.socket.request({ type: 'send', room: room.code, text: p.text });
     if (answer.type === 'notice') {
       room.pending = room.pending.filter((x) => x !== p);
-      if (page.view && page.view.room === room) page.view.renderPending();
+      viewOf(room)?.renderPending();
       addNotice(room, answer.text);
     } else {
       p.seq = answer.seq;
@@ -731,7 +734,7 @@ async function transmit(room, p) {
       p.state = 'unsure';
     } else if (e.code === 'unknown_command') {
       room.pending = room.pending.filter((x) => x !== p);
-      if (page.view && page.view.room === room) page.view.renderPending();
+      viewOf(room)?.renderPending();
       toast(`${p.text.split(/[\s=]/)[0]} is not a command here. Type / to see the commands.`, 'error');
     } else {
       p.state = 'failed';

@@ -1,6 +1,6 @@
 //! Account records: users, the username index, and sessions (kept by token hash only).
 //!
-//! Keys: `users` id (u64 BE) -> [`UserRecord`]; `usernames` lower-cased name -> id;
+//! Keys: `users` id (u64 BE) -> [`UserRecord`]; `usernames` [`Username`] -> id;
 //! `sessions` sha256(token) -> [`SessionRecord`]; `user_sessions` id ++ sha256(token) -> ()
 //! so that all of a user's sessions can be revoked at once.
 
@@ -88,7 +88,7 @@ fn user_session_key(user_id: u64, token_hash: &[u8]) -> Vec<u8> {
 }
 
 impl Store {
-    /// Claims `new.username` (already lower-cased) and stores the user, atomically.
+    /// Claims `new.username` and stores the user, atomically.
     pub fn create_user(&self, new: NewUser) -> Result<UserRecord, CreateUserError> {
         self.write(|t| {
             let id = self.id_in(t)?;
