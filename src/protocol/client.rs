@@ -29,6 +29,16 @@ pub enum Action {
     Leave,
     Send {
         text: String,
+        /// The seq of the item this one answers, in the same room.
+        #[serde(default)]
+        reply_to: Option<Seq>,
+    },
+    Edit {
+        seq: Seq,
+        text: String,
+    },
+    Delete {
+        seq: Seq,
     },
     History {
         #[serde(default)]

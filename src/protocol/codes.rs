@@ -31,6 +31,7 @@ pub enum ErrorCode {
     UnknownRoom,
     NotMember,
     NotHost,
+    NotAuthor,
     Banned,
     TooLong,
     InvalidName,
@@ -40,7 +41,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for the documentation check.
-    pub const ALL: [ErrorCode; 27] = [
+    pub const ALL: [ErrorCode; 28] = [
         ErrorCode::BadRequest,
         ErrorCode::InvalidUsername,
         ErrorCode::WeakPassword,
@@ -63,6 +64,7 @@ impl ErrorCode {
         ErrorCode::UnknownRoom,
         ErrorCode::NotMember,
         ErrorCode::NotHost,
+        ErrorCode::NotAuthor,
         ErrorCode::Banned,
         ErrorCode::TooLong,
         ErrorCode::InvalidName,
@@ -95,6 +97,7 @@ impl ErrorCode {
             ErrorCode::UnknownRoom => "unknown_room",
             ErrorCode::NotMember => "not_member",
             ErrorCode::NotHost => "not_host",
+            ErrorCode::NotAuthor => "not_author",
             ErrorCode::Banned => "banned",
             ErrorCode::TooLong => "too_long",
             ErrorCode::InvalidName => "invalid_name",
@@ -120,6 +123,7 @@ impl ErrorCode {
             | ErrorCode::ForbiddenOrigin
             | ErrorCode::NotMember
             | ErrorCode::NotHost
+            | ErrorCode::NotAuthor
             | ErrorCode::Banned => StatusCode::FORBIDDEN,
             ErrorCode::NotLinked | ErrorCode::NotFound | ErrorCode::UnknownRoom => {
                 StatusCode::NOT_FOUND

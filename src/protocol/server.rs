@@ -6,7 +6,7 @@ use serde::Serialize;
 use super::codes::ErrorCode;
 use super::view::{CommandView, LimitsView, MemberView, RoomView};
 use super::Item;
-use crate::ids::Seq;
+use crate::ids::{Seq, Username};
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -46,6 +46,19 @@ pub enum ServerFrame<'a> {
         emoji: &'a str,
         user: &'a str,
         on: bool,
+    },
+    Edited {
+        room: &'a str,
+        seq: Seq,
+        text: &'a str,
+        edited_at: u64,
+        #[serde(skip_serializing_if = "<[Username]>::is_empty")]
+        mentions: &'a [Username],
+    },
+    Deleted {
+        room: &'a str,
+        seq: Seq,
+        by: &'a str,
     },
     Presence {
         room: &'a str,

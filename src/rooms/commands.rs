@@ -132,19 +132,20 @@ impl RoomActor {
                     };
                     let id = self.ctx.store.next_id()?;
                     let mut item = Item::bot(seq, id, now_ms(), bot, text, job.seq);
+                    item.mentions = self.mentioned(item.text.as_deref().unwrap_or_default());
                     item.shorten_to_fit();
                     items.push(item);
                     seq = seq.next();
                 }
                 BotAction::React(emoji) => {
-                    let Some(item) = command_item.as_mut() else {
+                    let Some(item) = command_item.as_mut().filter(|item| !item.deleted) else {
                         continue;
                     };
                     if !valid_emoji(&emoji) {
                         tracing::debug!(plugin = bot, "dropped a reaction that is not an emoji");
                         continue;
                     }
-                    let holders = item.reactions.entry(emoji.clone()).or_default();
+                    let holders = item.reactions_mut().entry(emoji.clone()).or_default();
                     if !holders.iter().any(|u| u == bot) {
                         holders.push(bot.to_string());
                         reactions.push(emoji);

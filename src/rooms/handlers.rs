@@ -26,7 +26,9 @@ impl RoomActor {
         let outcome = match action {
             Action::Join { since } => self.join(&request, since),
             Action::Leave => self.leave(&request),
-            Action::Send { text } => self.send(&request, text),
+            Action::Send { text, reply_to } => self.send(&request, &text, reply_to),
+            Action::Edit { seq, text } => self.edit(&request, seq, &text),
+            Action::Delete { seq } => self.delete(&request, seq),
             Action::History { before, limit } => self.history(&request, before, limit),
             Action::React { seq, emoji, on } => self.react(&request, seq, &emoji, on),
             Action::Typing => self.typing(&request),
@@ -140,22 +142,26 @@ impl RoomActor {
         Ok(())
     }
 
-    fn send(&mut self, req: &Request, text: String) -> Outcome {
+    fn send(&mut self, req: &Request, text: &str, reply_to: Option<Seq>) -> Outcome {
         self.require_member(&req.caller)?;
-        let text = text.trim();
-        if text.is_empty() {
-            return Err(RoomError::BadRequest("a message needs some text".into()));
-        }
-        // 0 turns the limit off (PROTOCOL.md: every limit's key takes 0 to disable it).
-        let max = self.ctx.config.max_text_chars;
-        if max > 0 && text.chars().count() > max {
-            return Err(RoomError::TooLong(max));
+        let text = self.checked_text(text)?;
+        if let Some(seq) = reply_to {
+            if seq == Seq::ZERO || seq >= self.next_seq {
+                return Err(RoomError::BadRequest(format!(
+                    "this room has no item {seq} to reply to"
+                )));
+            }
         }
         if let Some(command) = crate::bots::command::parse(text) {
             return self.command(req, text, command);
         }
         let author = req.caller.username.as_str();
-        let item = self.append(|seq, id, ts| Item::chat(seq, id, ts, author, text.to_string()))?;
+        let mentions = self.mentioned(text);
+        let item = self.append(|seq, id, ts| Item {
+            reply_to,
+            mentions,
+            ..Item::chat(seq, id, ts, author, text.to_string())
+        })?;
         self.posted(req, &item);
         Ok(())
     }
@@ -198,15 +204,16 @@ impl RoomActor {
                 "a reaction is one emoji (at most {EMOJI_MAX_CHARS} characters)"
             )));
         }
-        let Some(mut item) = self.ctx.store.item(&self.code, seq)? else {
+        let mut item = self.existing_item(seq)?;
+        if item.deleted {
             return Err(RoomError::BadRequest(format!(
-                "this room has no item {seq}"
+                "item {seq} was deleted; nobody can react to it"
             )));
-        };
+        }
         let user = req.caller.username.as_str();
         let changed = if on {
-            let distinct = item.reactions.len();
-            let holders = item.reactions.get(emoji);
+            let distinct = item.reactions_mut().len();
+            let holders = item.reactions_mut().get(emoji);
             if holders.is_some_and(|h| h.iter().any(|u| u == user)) {
                 false
             } else if holders.is_none() && distinct >= self.ctx.config.max_emoji_per_item {
@@ -215,18 +222,18 @@ impl RoomActor {
                     self.ctx.config.max_emoji_per_item
                 )));
             } else {
-                item.reactions
+                item.reactions_mut()
                     .entry(emoji.to_string())
                     .or_default()
                     .push(user.to_string());
                 true
             }
         } else {
-            match item.reactions.get_mut(emoji) {
+            match item.reactions_mut().get_mut(emoji) {
                 Some(holders) if holders.iter().any(|u| u == user) => {
                     holders.retain(|u| u != user);
                     if holders.is_empty() {
-                        item.reactions.remove(emoji);
+                        item.reactions_mut().remove(emoji);
                     }
                     true
                 }
@@ -513,7 +520,7 @@ impl RoomActor {
     }
 
     /// Confirms a write with `ok`; a frame without `ref` asked for no answer.
-    fn ok(&mut self, req: &Request) {
+    pub(super) fn ok(&mut self, req: &Request) {
         let Some(reference) = req.reference.as_deref() else {
             return;
         };

@@ -4,6 +4,8 @@
 //! - [`registry`]: the only shared map, from code to a running actor's inbox.
 //! - [`actor`]: the actor loop: batching, durability (group commit) before effects, retirement.
 //! - [`handlers`]: what each command does to a room.
+//! - [`edits`]: editing and deleting what was said.
+//! - [`mentions`]: which members a text names as `@username`.
 //! - [`commands`]: slash-commands: /help, queuing a plugin's command, posting a bot's answer.
 //! - [`create`]: creating a room, the one write that happens outside an actor.
 //! - `harness` (tests and the fuzz targets only): the room logic driven without sockets or
@@ -15,10 +17,12 @@
 mod actor;
 mod commands;
 pub mod create;
+mod edits;
 mod handlers;
 #[cfg(any(test, feature = "harness"))]
 #[doc(hidden)]
 pub mod harness;
+mod mentions;
 pub mod registry;
 
 use std::collections::HashSet;
@@ -46,6 +50,8 @@ pub enum RoomError {
     NotMember,
     #[error("only the host can do that")]
     NotHost,
+    #[error("{0}")]
+    NotAuthor(&'static str),
     #[error("you are banned from this room")]
     Banned,
     #[error("messages may have at most {0} characters")]
@@ -73,6 +79,7 @@ impl RoomError {
             RoomError::UnknownRoom => ErrorCode::UnknownRoom,
             RoomError::NotMember => ErrorCode::NotMember,
             RoomError::NotHost => ErrorCode::NotHost,
+            RoomError::NotAuthor(_) => ErrorCode::NotAuthor,
             RoomError::Banned => ErrorCode::Banned,
             RoomError::TooLong(_) | RoomError::Store(StoreError::TooLarge { .. }) => {
                 ErrorCode::TooLong

@@ -83,12 +83,23 @@ pub struct Item {
     pub from: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to: Option<String>,
-    /// On a bot's answer: the seq of the command it answers.
+    /// The seq of the item this one answers: the command, on a bot's answer; the quoted
+    /// message, on a reply.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_to: Option<Seq>,
-    /// Emoji -> usernames, in the order they reacted.
-    #[serde(default)]
-    pub reactions: BTreeMap<String, Vec<String>>,
+    /// Members the text names as `@username`, in the order first named.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mentions: Vec<Username>,
+    /// When the author last changed the text (unix ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<u64>,
+    /// A tombstone: the item was deleted; its text, reactions and mentions are gone.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
+    /// Emoji -> usernames, in the order they reacted; `None` only on a tombstone, which shows
+    /// no `reactions` at all (every other item shows the object, empty or not, as in v1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reactions: Option<BTreeMap<String, Vec<String>>>,
 }
 
 impl Item {
@@ -106,7 +117,10 @@ impl Item {
             from: None,
             to: None,
             reply_to: None,
-            reactions: BTreeMap::new(),
+            mentions: Vec::new(),
+            edited_at: None,
+            deleted: false,
+            reactions: Some(BTreeMap::new()),
         }
     }
 
@@ -116,6 +130,22 @@ impl Item {
             text: Some(text),
             ..Item::blank(seq, id, ts, ItemKind::Chat)
         }
+    }
+
+    /// The emoji map, to change (a tombstone's is made anew, but nobody reacts to one).
+    pub fn reactions_mut(&mut self) -> &mut BTreeMap<String, Vec<String>> {
+        self.reactions.get_or_insert_default()
+    }
+
+    /// Makes this item its own tombstone: what was said, who reacted and whom it named are
+    /// gone; its place (seq, id, time), kind and author stay.
+    pub fn erase(&mut self) {
+        self.text = None;
+        self.reactions = None;
+        self.mentions = Vec::new();
+        self.edited_at = None;
+        self.reply_to = None;
+        self.deleted = true;
     }
 
     /// Cuts the text (marking the cut with an ellipsis) until the item fits in one record

@@ -16,6 +16,7 @@ mod bots;
 mod bots_process;
 mod cli;
 mod durability;
+mod edits;
 mod faults;
 mod file_modes;
 mod kill_loop;

@@ -263,6 +263,7 @@ fn action_of(step: &Step) -> (usize, Action) {
             who,
             Action::Send {
                 text: format!("hello from {}", name(who)),
+                reply_to: None,
             },
         ),
         Step::React {
@@ -394,7 +395,7 @@ fn run_case(harness: &mut Harness, steps: &[Step]) -> Result<(), TestCaseError> 
                 .map(|r| r.iter().map(|(e, h)| (e.clone(), names(h))).collect())
                 .unwrap_or_default();
             prop_assert_eq!(
-                &item.reactions,
+                &item.reactions.clone().unwrap_or_default(),
                 &expected,
                 "reactions of {}, step {}",
                 item.seq,
