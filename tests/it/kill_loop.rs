@@ -3,8 +3,10 @@
 //! on the same data directory (so the store passed its integrity check), both rooms' seqs must
 //! be gapless, and everything that was acknowledged must be there: every acked message at its
 //! seq with its id and text, every acked reaction on its item, the membership that a rejoiner's
-//! last acknowledged leave or join left behind, and for every acked bot command exactly one
-//! answer from the bot (the test plugin's `/echo`), however many kills it lived through.
+//! last acknowledged leave or join left behind, for every acked bot command exactly one
+//! answer from the bot (the test plugin's `/echo`), however many kills it lived through, and
+//! every acked edit's text or acked delete's tombstone in place of what was said (a change sent
+//! but not acked may or may not have landed).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::common;
@@ -44,11 +46,23 @@ struct Acked {
     reactions: Vec<(String, u64, String)>,
     /// Bot commands in the main room: (seq, what the echo must say).
     commands: Vec<(u64, String)>,
+    /// Edits and deletes of this life's own messages, at most one per message.
+    changes: Vec<Change>,
     /// The last membership change sent, and whether it was acknowledged: (joined?, acked?).
     membership: Option<(bool, bool)>,
     /// The ref of that change: an answer to an earlier join or leave acknowledges nothing
     /// about the latest one.
     membership_ref: Option<String>,
+}
+
+/// An edit (`text`) or delete (`None`) of a message, and whether its `ok` came.
+#[derive(Clone)]
+struct Change {
+    room: String,
+    seq: u64,
+    text: Option<String>,
+    r: String,
+    acked: bool,
 }
 
 /// One client's part of the load, until the server dies. `member` is whether the rejoiner
@@ -74,6 +88,15 @@ async fn drive(client: WsClient, who: &'static str, plan: Plan, member: bool) ->
             if frame["type"] == "join" || frame["type"] == "leave" {
                 acked.membership = Some((frame["type"] == "join", false));
                 acked.membership_ref = Some(r.clone());
+            }
+            if frame["type"] == "edit" || frame["type"] == "delete" {
+                acked.changes.push(Change {
+                    room: frame["room"].as_str().unwrap().to_string(),
+                    seq: num(&frame["seq"]),
+                    text: frame["text"].as_str().map(str::to_string),
+                    r: r.clone(),
+                    acked: false,
+                });
             }
             if !tx.try_send(frame.clone()).await {
                 return acked;
@@ -103,6 +126,10 @@ async fn drive(client: WsClient, who: &'static str, plan: Plan, member: bool) ->
                         num(&frame["seq"]),
                         frame["emoji"].as_str().unwrap().to_string(),
                     )),
+                    ("edit" | "delete", Some("ok")) => {
+                        let change = acked.changes.iter_mut().find(|c| c.r == r).unwrap();
+                        change.acked = true;
+                    }
                     ("join", Some("joined")) | ("leave", Some("ok")) => {
                         // Only the latest change counts; earlier ones were superseded.
                         if acked.membership_ref.as_deref() == Some(r) {
@@ -136,7 +163,8 @@ struct Plan {
 
 #[derive(Clone, Copy)]
 enum Kind {
-    /// Posts to the main room, every third message a bot command.
+    /// Posts to the main room, every third message a bot command; edits or deletes some of
+    /// its own messages of this life.
     Poster,
     /// Posts, and reacts to items that exist.
     Reactor,
@@ -148,6 +176,23 @@ enum Kind {
 impl Plan {
     fn frame(&self, who: &str, n: usize, acked: &Acked) -> Value {
         match self.kind {
+            Kind::Poster if n % 5 == 2 || n % 7 == 4 => {
+                // The newest message of this life acked and not changed yet.
+                let changed: HashSet<u64> = acked.changes.iter().map(|c| c.seq).collect();
+                let target = acked.messages.iter().rev().find(|(room, seq, _, text)| {
+                    room == &self.main && !text.starts_with('/') && !changed.contains(seq)
+                });
+                let text = format!("{who} {n} {}", random(1 << 30));
+                match target {
+                    Some((_, seq, _, _)) if n % 5 == 2 => {
+                        json!({"type": "edit", "room": self.main, "seq": seq, "text": format!("edited {text}")})
+                    }
+                    Some((_, seq, _, _)) => {
+                        json!({"type": "delete", "room": self.main, "seq": seq})
+                    }
+                    None => json!({"type": "send", "room": self.main, "text": text}),
+                }
+            }
             Kind::Poster if n.is_multiple_of(3) => {
                 json!({"type": "send", "room": self.main, "text": format!("/echo {who} {n} {}", random(1 << 30))})
             }
@@ -225,6 +270,10 @@ async fn answered_once(
     }
 }
 
+/// (room, seq) -> what an edit (`Some`) or delete (`None`) made of the message, and whether
+/// that is certain (acked, or seen after a restart) rather than possible.
+type Changes = BTreeMap<(String, u64), (Option<String>, bool)>;
+
 /// Checks the restarted server against everything acknowledged so far.
 #[allow(clippy::too_many_arguments)]
 async fn verify(
@@ -232,6 +281,7 @@ async fn verify(
     tokens: &[String],
     rooms: &[String; 2],
     messages: &BTreeMap<(String, u64), (u64, String)>,
+    changes: &mut Changes,
     reactions: &BTreeSet<(String, u64, String)>,
     commands: &BTreeMap<u64, String>,
     rejoiner_member: Option<bool>,
@@ -256,11 +306,25 @@ async fn verify(
             let item = items
                 .get(*seq as usize - 1)
                 .unwrap_or_else(|| panic!("acked {r} seq {seq} lost by kill {kill}"));
-            assert_eq!(
-                item["text"],
-                text.as_str(),
-                "{r} seq {seq} after kill {kill}"
+            let now = match item["deleted"] == json!(true) {
+                true => None,
+                false => Some(item["text"].as_str().unwrap().to_string()),
+            };
+            let key = (r.clone(), *seq);
+            let allowed = match changes.get(&key) {
+                None => vec![Some(text.clone())],
+                Some((change, true)) => vec![change.clone()],
+                Some((change, false)) => vec![Some(text.clone()), change.clone()],
+            };
+            assert!(
+                allowed.contains(&now),
+                "{r} seq {seq} after kill {kill} is {now:?}, not one of {allowed:?}"
             );
+            // A change that was not acked but is seen has landed: it must stay.
+            if let Some((change, certain)) = changes.get_mut(&key) {
+                *change = now;
+                *certain = true;
+            }
             assert_eq!(num(&item["id"]), *id, "{r} seq {seq} after kill {kill}");
         }
         for (r, seq, emoji) in reactions.iter().filter(|(r, _, _)| r == room) {
@@ -273,7 +337,12 @@ async fn verify(
             );
         }
         if room == &rooms[0] {
-            main_seqs = items.iter().map(|i| num(&i["seq"])).collect();
+            // Reactions go to items that are there, not to tombstones.
+            main_seqs = items
+                .iter()
+                .filter(|i| i["deleted"] != json!(true))
+                .map(|i| num(&i["seq"]))
+                .collect();
         }
     }
     answered_once(server, &tokens[0], &rooms[0], commands, kill).await;
@@ -310,6 +379,7 @@ async fn everything_acked_survives_50_sigkills_under_mixed_load() {
     let mut messages: BTreeMap<(String, u64), (u64, String)> = BTreeMap::new();
     let mut reactions: BTreeSet<(String, u64, String)> = BTreeSet::new();
     let mut commands: BTreeMap<u64, String> = BTreeMap::new();
+    let mut changes: Changes = BTreeMap::new();
     let mut rejoiner_member = None;
     let mut targets = vec![1];
     let mut rejoiner_is_member = false;
@@ -348,6 +418,10 @@ async fn everything_acked_survives_50_sigkills_under_mixed_load() {
             }
             reactions.extend(acked.reactions);
             commands.extend(acked.commands);
+            for change in acked.changes {
+                this_round += usize::from(change.acked);
+                changes.insert((change.room, change.seq), (change.text, change.acked));
+            }
             if let Some((joined, was_acked)) = acked.membership {
                 // Known only when the last change sent was acknowledged.
                 rejoiner_member = was_acked.then_some(joined);
@@ -363,6 +437,7 @@ async fn everything_acked_survives_50_sigkills_under_mixed_load() {
             &tokens,
             &rooms,
             &messages,
+            &mut changes,
             &reactions,
             &commands,
             rejoiner_member,
@@ -370,20 +445,27 @@ async fn everything_acked_survives_50_sigkills_under_mixed_load() {
         )
         .await;
     }
+    let deletes = changes.values().filter(|(text, _)| text.is_none()).count();
     eprintln!(
-        "{KILLS} kills in {:?}: {} messages ({} of them bot commands) and {} reactions acked, \
-         {landed} kills mid-load, membership known after {membership_checks}",
+        "{KILLS} kills in {:?}: {} messages ({} of them bot commands), {} reactions, {} edits \
+         and {deletes} deletes acked or seen, {landed} kills mid-load, membership known after \
+         {membership_checks}",
         started.elapsed(),
         messages.len(),
         commands.len(),
-        reactions.len()
+        reactions.len(),
+        changes.len() - deletes,
     );
     assert!(
         landed >= KILLS / 2,
         "too few kills landed while anything was acked ({landed})"
     );
     assert!(
-        messages.len() > 100 && !reactions.is_empty() && commands.len() > 20,
+        messages.len() > 100
+            && !reactions.is_empty()
+            && commands.len() > 20
+            && deletes > 5
+            && changes.len() - deletes > 5,
         "the load was too thin to mean anything"
     );
     assert!(
