@@ -27,6 +27,14 @@ enum Frame {
     Leave,
     Send {
         text: String,
+        reply_to: Option<u8>,
+    },
+    Edit {
+        seq: u8,
+        text: String,
+    },
+    Delete {
+        seq: u8,
     },
     History {
         before: Option<u16>,
@@ -78,7 +86,11 @@ fn to_json(op: &Op, room: &str, reference: &str) -> Value {
     let mut frame = match &op.frame {
         Frame::Join { since } => json!({"type": "join", "since": since}),
         Frame::Leave => json!({"type": "leave"}),
-        Frame::Send { text } => json!({"type": "send", "text": text}),
+        Frame::Send { text, reply_to } => {
+            json!({"type": "send", "text": text, "reply_to": reply_to})
+        }
+        Frame::Edit { seq, text } => json!({"type": "edit", "seq": seq, "text": text}),
+        Frame::Delete { seq } => json!({"type": "delete", "seq": seq}),
         Frame::History { before, limit } => {
             json!({"type": "history", "before": before, "limit": limit})
         }

@@ -33,6 +33,8 @@ enum Step {
         emoji: usize,
         on: bool,
     },
+    Edit(usize, u64),
+    Delete(usize, u64),
     Typing(usize),
     History(usize),
     Kick(usize, usize),
@@ -49,6 +51,8 @@ fn steps() -> impl Strategy<Value = Vec<Step>> {
         3 => who().prop_map(Step::Send),
         3 => (who(), 0u64..16, 0..EMOJI.len(), any::<bool>())
             .prop_map(|(who, seq, emoji, on)| Step::React { who, seq, emoji, on }),
+        2 => (who(), 0u64..16).prop_map(|(w, s)| Step::Edit(w, s)),
+        2 => (who(), 0u64..16).prop_map(|(w, s)| Step::Delete(w, s)),
         1 => who().prop_map(Step::Typing),
         1 => who().prop_map(Step::History),
         2 => (who(), who()).prop_map(|(a, b)| Step::Kick(a, b)),
@@ -81,6 +85,10 @@ struct Model {
     reactions: BTreeMap<u64, BTreeMap<String, Vec<usize>>>,
     /// Every item, described as [`describe`] does.
     items: Vec<String>,
+    /// seq -> the text of an edited message.
+    edited: BTreeMap<u64, String>,
+    /// The seqs of tombstones.
+    deleted: BTreeSet<u64>,
 }
 
 /// What one step did besides its answer.
@@ -90,6 +98,10 @@ struct Outcome {
     reaction: bool,
     /// A `typing` broadcast went to the subscribers but the typer.
     typing: bool,
+    /// An `edited` broadcast went to the subscribers.
+    edited: bool,
+    /// A `deleted` broadcast went to the subscribers.
+    deleted: bool,
 }
 
 impl Model {
@@ -101,7 +113,15 @@ impl Model {
             subscribed: BTreeSet::new(),
             reactions: BTreeMap::new(),
             items: vec![format!("room_created {}", name(creator))],
+            edited: BTreeMap::new(),
+            deleted: BTreeSet::new(),
         }
+    }
+
+    /// The description of the item at `seq`, if the room has one.
+    fn item(&self, seq: u64) -> Option<&str> {
+        let index = usize::try_from(seq).ok()?.checked_sub(1)?;
+        self.items.get(index).map(String::as_str)
     }
 
     fn is_member(&self, user: usize) -> bool {
@@ -168,7 +188,7 @@ impl Model {
             } => {
                 if !self.is_member(who) {
                     Error("not_member")
-                } else if seq == 0 || seq > self.items.len() as u64 {
+                } else if self.item(seq).is_none() || self.deleted.contains(&seq) {
                     Error("bad_request")
                 } else {
                     let emoji = EMOJI[emoji].to_string();
@@ -186,6 +206,37 @@ impl Model {
                         item.remove(&emoji);
                     }
                     Frame("ok")
+                }
+            }
+            Step::Edit(who, seq) => {
+                let own = format!("chat {}", name(who));
+                match self.item(seq) {
+                    _ if !self.is_member(who) => Error("not_member"),
+                    None => Error("bad_request"),
+                    Some(_) if self.deleted.contains(&seq) => Error("bad_request"),
+                    Some(item) if !item.starts_with("chat ") => Error("bad_request"),
+                    Some(item) if item != own => Error("not_author"),
+                    Some(_) => {
+                        let text = edit_text(who);
+                        outcome.edited = self.edited.get(&seq) != Some(&text);
+                        self.edited.insert(seq, text);
+                        Frame("ok")
+                    }
+                }
+            }
+            Step::Delete(who, seq) => {
+                let own = format!("chat {}", name(who));
+                match self.item(seq) {
+                    _ if !self.is_member(who) => Error("not_member"),
+                    None => Error("bad_request"),
+                    Some(item) if !item.starts_with("chat ") => Error("bad_request"),
+                    Some(item) if item != own && !self.is_host(who) => Error("not_author"),
+                    Some(_) => {
+                        outcome.deleted = self.deleted.insert(seq);
+                        self.edited.remove(&seq);
+                        self.reactions.remove(&seq);
+                        Frame("ok")
+                    }
                 }
             }
             Step::Typing(who) => {
@@ -279,6 +330,14 @@ fn action_of(step: &Step) -> (usize, Action) {
                 on,
             },
         ),
+        Step::Edit(who, seq) => (
+            who,
+            Action::Edit {
+                seq: Seq::new(seq),
+                text: edit_text(who),
+            },
+        ),
+        Step::Delete(who, seq) => (who, Action::Delete { seq: Seq::new(seq) }),
         Step::Typing(who) => (who, Action::Typing),
         Step::History(who) => (
             who,
@@ -302,6 +361,12 @@ fn action_of(step: &Step) -> (usize, Action) {
             },
         ),
     }
+}
+
+/// What an edit by `user` makes a message say: the same each time, so a second edit by the same
+/// author changes nothing.
+fn edit_text(user: usize) -> String {
+    format!("edited by {}", name(user))
 }
 
 fn describe(item: &Item) -> String {
@@ -343,6 +408,7 @@ fn answer_of(frames: &[Value], reference: &str) -> Result<Answer, TestCaseError>
         "banned",
         "not_member",
         "not_host",
+        "not_author",
         "bad_request",
     ];
     let intern = |s: &str| known.into_iter().find(|k| *k == s).unwrap_or("other");
@@ -389,6 +455,20 @@ fn run_case(harness: &mut Harness, steps: &[Step]) -> Result<(), TestCaseError> 
         let items: Vec<String> = state.items.iter().map(describe).collect();
         prop_assert_eq!(&items, &model.items, "items, step {}", n);
         for item in &state.items {
+            let seq = item.seq.get();
+            let deleted = model.deleted.contains(&seq);
+            prop_assert_eq!(item.deleted, deleted, "tombstone {}, step {}", seq, n);
+            if item.kind == ItemKind::Chat {
+                let text = match (deleted, model.edited.get(&seq)) {
+                    (true, _) => None,
+                    (false, Some(edited)) => Some(edited.clone()),
+                    (false, None) => Some(format!(
+                        "hello from {}",
+                        item.author.clone().unwrap_or_default()
+                    )),
+                };
+                prop_assert_eq!(&item.text, &text, "text of {}, step {}", seq, n);
+            }
             let expected: BTreeMap<String, Vec<String>> = model
                 .reactions
                 .get(&item.seq.get())
@@ -434,6 +514,11 @@ fn run_case(harness: &mut Harness, steps: &[Step]) -> Result<(), TestCaseError> 
                 name(user),
                 n
             );
+            for (kind, happened) in [("edited", outcome.edited), ("deleted", outcome.deleted)] {
+                let expected = usize::from(happened && subscribed);
+                let got = of_type(&frames, &room, kind).len();
+                prop_assert_eq!(got, expected, "{} {} frames, step {}", name(user), kind, n);
+            }
             let typing = of_type(&frames, &room, "typing").len();
             let expected = usize::from(outcome.typing && subscribed && user != who);
             prop_assert_eq!(typing, expected, "{} typing frames, step {}", name(user), n);
@@ -488,6 +573,7 @@ fn generated_sequences_exercise_every_rule() {
         "Error(\"banned\")",
         "Error(\"not_member\")",
         "Error(\"not_host\")",
+        "Error(\"not_author\")",
         "Error(\"bad_request\")",
         "Frame(\"ack\")",
         "join",
