@@ -98,16 +98,19 @@ export class Room {
 
   /**
    * Adds items; returns what was new, and whether any came before the loaded ones. An item seen
-   * again replaces the old copy's reactions (a later copy is newer).
+   * again replaces the old copy's reactions, text and tombstone (a later copy is newer); the
+   * copies that changed are in `changed`.
    */
   addItems(list) {
     const added = [];
+    const changed = [];
     let before = false;
     let unordered = false;
     for (const item of list) {
       const known = this.bySeq.get(item.seq);
       if (known) {
-        known.reactions = item.reactions || {};
+        if (known.text !== item.text || !!known.deleted !== !!item.deleted) changed.push(known);
+        Object.assign(known, { reactions: item.reactions || {}, text: item.text, edited_at: item.edited_at, deleted: item.deleted, mentions: item.mentions });
         continue;
       }
       item.reactions = item.reactions || {};
@@ -120,7 +123,24 @@ export class Room {
       added.push(item);
     }
     if (unordered) this.items.sort((a, b) => a.seq - b.seq);
-    return { added, before };
+    return { added, before, changed };
+  }
+
+  applyEdit({ seq, text, edited_at: editedAt, mentions }) {
+    const item = this.bySeq.get(seq);
+    if (!item) return null;
+    Object.assign(item, { text, edited_at: editedAt, mentions: mentions || [] });
+    return item;
+  }
+
+  /** The item becomes its tombstone, as the server stores it. */
+  applyDelete({ seq }) {
+    const item = this.bySeq.get(seq);
+    if (!item) return null;
+    for (const key of ['text', 'mentions', 'edited_at', 'reply_to']) delete item[key];
+    item.reactions = {};
+    item.deleted = true;
+    return item;
   }
 
   setMembers(list) {

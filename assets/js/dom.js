@@ -47,6 +47,9 @@ const PATHS = {
   link: 'M10 14a4 4 0 0 0 5.7 0l3-3a4 4 0 0 0-5.7-5.7l-1 1M14 10a4 4 0 0 0-5.7 0l-3 3a4 4 0 0 0 5.7 5.7l1-1',
   back: 'M15 5l-7 7 7 7',
   enter: 'M4 12h13M13 7l5 5-5 5',
+  reply: 'M10 8L4 13l6 5M4 13h10a6 6 0 0 1 6 6',
+  edit: 'M4 20h4L19 9l-4-4L4 16v4zM13 7l4 4',
+  trash: 'M4 7h16M10 11v6M14 11v6M6 7l1 13h10l1-13M9 7V4h6v3',
 };
 
 export function icon(name, label) {

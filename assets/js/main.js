@@ -500,7 +500,10 @@ async function join(room) {
   renderRooms();
 }
 
-/** After a resume, reactions given while away: re-read the newest page and update what changed. */
+/**
+ * After a resume, reactions, edits and deletes made while away (`since` brings only newer
+ * items): re-read the newest page and update what changed.
+ */
 async function refreshReactions(room) {
   if (!room.items.length) return;
   try {
@@ -512,6 +515,8 @@ async function refreshReactions(room) {
         viewOf(room)?.onReaction(known);
       }
     }
+    const { changed } = room.addItems(newest.messages.filter((fresh) => room.bySeq.has(fresh.seq)));
+    for (const item of changed) viewOf(room)?.onChanged(item);
   } catch {
     // The next reconnect tries again.
   }
@@ -545,6 +550,20 @@ const roomFrames = {
   reaction(room, frame) {
     const item = room.applyReaction(frame);
     if (item) viewOf(room)?.onReaction(item);
+  },
+  edited(room, frame) {
+    const item = room.applyEdit(frame);
+    if (item) {
+      viewOf(room)?.onChanged(item);
+      keepRoom(state.me.username, room);
+    }
+  },
+  deleted(room, frame) {
+    const item = room.applyDelete(frame);
+    if (item) {
+      viewOf(room)?.onChanged(item);
+      keepRoom(state.me.username, room);
+    }
   },
   presence(room, frame) {
     const member = room.members.get(frame.user);
@@ -639,7 +658,9 @@ document.addEventListener('visibilitychange', () => {
 
 function roomActions(room) {
   return {
-    send: (text) => sendMessage(room, text),
+    send: (text, replyTo) => sendMessage(room, text, replyTo),
+    edit: (seq, text) => changeItem(room, { type: 'edit', room: room.code, seq, text }),
+    remove: (seq) => changeItem(room, { type: 'delete', room: room.code, seq }),
     react: (seq, emoji, on) => {
       if (!page.socket || !page.socket.open) {
         toast('Not connected: try again in a moment.', 'error');
@@ -709,8 +730,8 @@ function roomActions(room) {
 // ("unsure"), it is looked for among the items the resume brings: found, it is done; not found,
 // it was never stored and goes out again.
 
-function sendMessage(room, text) {
-  const p = { local: ++localSeq, text, state: 'queued', seq: null, base: room.maxSeq, error: null };
+function sendMessage(room, text, replyTo = null) {
+  const p = { local: ++localSeq, text, replyTo, state: 'queued', seq: null, base: room.maxSeq, error: null };
   room.pending.push(p);
   if (page.socket && page.socket.open && room.subscribed) transmit(room, p);
   else viewOf(room)?.renderPending();
@@ -721,7 +742,9 @@ async function transmit(room, p) {
   p.base = room.maxSeq;
   viewOf(room)?.renderPending();
   try {
-    const answer = await page.socket.request({ type: 'send', room: room.code, text: p.text });
+    const frame = { type: 'send', room: room.code, text: p.text };
+    if (p.replyTo) frame.reply_to = p.replyTo;
+    const answer = await page.socket.request(frame);
     if (answer.type === 'notice') {
       room.pending = room.pending.filter((x) => x !== p);
       viewOf(room)?.renderPending();
@@ -766,6 +789,22 @@ function resendPending(room) {
   }
   settlePending(room);
   for (const p of room.pending) if (p.state === 'queued') transmit(room, p);
+}
+
+/** An edit or delete: shown once the server's `edited` or `deleted` frame comes. */
+async function changeItem(room, frame) {
+  if (!page.socket || !page.socket.open) {
+    toast('Not connected: try again in a moment.', 'error');
+    return false;
+  }
+  try {
+    await page.socket.request(frame);
+    return true;
+  } catch (e) {
+    const words = { not_author: frame.type === 'edit' ? 'Only its author can edit a message.' : 'Only its author or the host can delete a message.' };
+    toast(words[e.code] || e.message, 'error');
+    return false;
+  }
 }
 
 // ---- create a room ----

@@ -25,8 +25,9 @@ const sharedNameMark = () => h('span', { class: 'name-shared', title: 'Another m
 
 export class RoomView {
   /**
-   * `actions`: send(text), react(seq, emoji, on), loadOlder(), typing(), retry(p), discard(p),
-   * markRead(), host(kind, user), leave(), openSidebar(), home().
+   * `actions`: send(text, replyTo), edit(seq, text), remove(seq), react(seq, emoji, on),
+   * loadOlder(), typing(), retry(p), discard(p), markRead(), host(kind, user), leave(),
+   * openSidebar(), home().
    */
   constructor(room, actions) {
     this.room = room;
@@ -37,6 +38,8 @@ export class RoomView {
     this.ctx = null;
     this.rows = new Map();
     this.hintIndex = 0;
+    // What the composer is doing besides writing a new message: { kind: 'reply' | 'edit', seq }.
+    this.mode = null;
     this.build();
   }
 
@@ -81,8 +84,9 @@ export class RoomView {
     });
     this.counter = h('span', { class: 'counter', 'aria-live': 'polite' });
     this.sendBtn = h('button', { class: 'send-btn', type: 'submit', 'aria-label': 'Send message' }, icon('send'));
+    this.modeBar = h('div', { class: 'composer-mode', hidden: true });
     this.composer = h('form', { class: 'composer', 'aria-label': 'Write a message' },
-      this.hints, h('div', { class: 'composer-box' }, this.input, this.counter, this.sendBtn));
+      this.hints, this.modeBar, h('div', { class: 'composer-box' }, this.input, this.counter, this.sendBtn));
 
     this.section = h('section', { class: 'room', 'aria-labelledby': 'room-title' },
       head, this.banner, h('div', { class: 'log-wrap' }, this.scroller, this.pill), this.typingLine, this.composer);
@@ -299,15 +303,68 @@ export class RoomView {
         h('button', {
           class: 'icon-btn react-add', type: 'button', 'aria-label': 'Add a reaction', 'aria-haspopup': 'true',
           title: 'Add a reaction',
-        }, icon('smile'))));
+        }, icon('smile')),
+        h('button', { class: 'icon-btn msg-reply', type: 'button', 'aria-label': 'Reply', title: 'Reply' }, icon('reply'))));
     const row = rowTemplate.cloneNode(true);
     const [text, reactions, tools] = row.children;
     row.id = `m-${item.seq}`;
     row.dataset.seq = item.seq;
-    text.append(...richText(item.text || ''));
-    if (Object.values(item.reactions || {}).some((users) => users.length)) reactions.replaceWith(this.reactionsEl(item));
     setTime(tools.firstElementChild, item.ts);
+    if (item.deleted) {
+      row.classList.add('msg-deleted');
+      text.textContent = 'This message was deleted.';
+      tools.replaceChildren(tools.firstElementChild);
+      return row;
+    }
+    if (item.kind === 'chat' && item.reply_to) text.before(this.quoteEl(item.reply_to));
+    text.append(...richText(item.text || ''));
+    if (item.edited_at) text.append(' ', h('span', { class: 'edited', title: `Edited ${new Date(item.edited_at).toLocaleString()}` }, '(edited)'));
+    if ((item.mentions || []).includes(state.me.username)) row.classList.add('msg-mentions-me');
+    if (Object.values(item.reactions || {}).some((users) => users.length)) reactions.replaceWith(this.reactionsEl(item));
+    const mine = item.author === state.me.username;
+    if (mine && item.kind === 'chat') {
+      tools.append(h('button', { class: 'icon-btn msg-edit', type: 'button', 'aria-label': 'Edit', title: 'Edit' }, icon('edit')));
+    }
+    if (mine || this.room.host === state.me.username) {
+      tools.append(h('button', { class: 'icon-btn msg-delete', type: 'button', 'aria-label': 'Delete', title: 'Delete' }, icon('trash')));
+    }
     return row;
+  }
+
+  /** The quoted start of the message a reply answers; a click jumps to it. */
+  quoteEl(seq) {
+    const original = this.room.bySeq.get(seq);
+    let words = 'an earlier message';
+    if (original && original.deleted) words = 'a deleted message';
+    else if (original) words = (original.text || '').slice(0, 120);
+    const who = original && original.author ? this.room.displayName(original.author) : null;
+    return h('button', { class: 'quote', type: 'button', dataset: { seq }, title: 'Show the message this answers' },
+      who ? h('strong', null, who) : null, who ? ' ' : null, h('span', null, words));
+  }
+
+  /** An item was edited or deleted: its row is made again in place. */
+  onChanged(item) {
+    const old = this.rows.get(item.seq);
+    if (!old) return;
+    const row = this.messageRow(item);
+    old.replaceWith(row);
+    this.rows.set(item.seq, row);
+    // Replies quoting it show the change too.
+    for (const quote of this.log.querySelectorAll(`.quote[data-seq="${item.seq}"]`)) quote.replaceWith(this.quoteEl(item.seq));
+    if (this.mode && this.mode.seq === item.seq && item.deleted) this.setMode(null);
+  }
+
+  jumpTo(seq) {
+    const row = this.rows.get(seq);
+    if (!row) {
+      toast('That message is further back: load older messages to see it.');
+      return;
+    }
+    this.stick = false;
+    row.scrollIntoView({ block: 'center', behavior: 'smooth' });
+    row.classList.remove('msg-flash');
+    void row.offsetWidth;
+    row.classList.add('msg-flash');
   }
 
   reactionsEl(item) {
@@ -471,6 +528,19 @@ export class RoomView {
   // ---- reactions ----
 
   onLogClick(event) {
+    const quote = event.target.closest('.quote');
+    if (quote) {
+      this.jumpTo(Number(quote.dataset.seq));
+      return;
+    }
+    const tool = event.target.closest('.msg-reply, .msg-edit, .msg-delete');
+    if (tool) {
+      const seq = Number(tool.closest('.msg').dataset.seq);
+      if (tool.classList.contains('msg-reply')) this.setMode({ kind: 'reply', seq });
+      else if (tool.classList.contains('msg-edit')) this.setMode({ kind: 'edit', seq });
+      else this.confirmDelete(seq);
+      return;
+    }
     const chip = event.target.closest('.chip');
     if (chip) {
       const seq = Number(chip.closest('.msg').dataset.seq);
@@ -541,7 +611,49 @@ export class RoomView {
     this.picker = null;
   }
 
+  async confirmDelete(seq) {
+    const item = this.room.bySeq.get(seq);
+    const mine = item && item.author === state.me.username;
+    const ok = await confirmDialog({
+      title: 'Delete this message?',
+      text: mine ? 'Everyone in the room will see that a message was deleted, but not what it said.'
+        : `It is ${this.room.displayName(item ? item.author : '')}'s message. Everyone in the room will see that you deleted it.`,
+      confirm: 'Delete',
+      danger: true,
+    });
+    if (ok) this.actions.remove(seq);
+  }
+
   // ---- composer ----
+
+  /** Reply to or edit a message (`mode`), or back to writing a new one (null). */
+  setMode(mode) {
+    const item = mode && this.room.bySeq.get(mode.seq);
+    if (mode && (!item || item.deleted)) mode = null;
+    const wasEditing = this.mode && this.mode.kind === 'edit';
+    this.mode = mode;
+    this.composer.classList.toggle('editing', !!mode && mode.kind === 'edit');
+    if (!mode) {
+      this.modeBar.hidden = true;
+      this.modeBar.replaceChildren();
+      if (wasEditing) {
+        this.input.value = loadDraft(this.room.code);
+        this.onInput(false);
+      }
+      return;
+    }
+    const who = this.room.displayName(item.author);
+    const label = mode.kind === 'edit' ? 'Editing your message' : `Replying to ${who}`;
+    this.modeBar.replaceChildren(
+      h('span', { class: 'mode-label' }, h('strong', null, label), ' ', h('span', { class: 'mode-text' }, (item.text || '').slice(0, 120))),
+      h('button', { class: 'icon-btn', type: 'button', 'aria-label': mode.kind === 'edit' ? 'Cancel editing' : 'Cancel reply', onclick: () => this.setMode(null) }, icon('close')));
+    this.modeBar.hidden = false;
+    if (mode.kind === 'edit') {
+      this.input.value = item.text || '';
+      this.onInput(false);
+    }
+    this.input.focus();
+  }
 
   submit() {
     const text = this.input.value.trim();
@@ -551,10 +663,29 @@ export class RoomView {
       toast(`Messages can have at most ${max} characters.`, 'error');
       return;
     }
+    const mode = this.mode;
+    if (mode && mode.kind === 'edit') {
+      this.mode = null;
+      this.input.value = '';
+      this.setMode(null);
+      this.actions.edit(mode.seq, text);
+      return;
+    }
     this.input.value = '';
     this.onInput(false);
-    this.actions.send(text);
+    this.setMode(null);
+    this.actions.send(text, mode ? mode.seq : null);
     this.stick = true;
+  }
+
+  /** The newest message of mine that can be edited (arrow up in an empty composer edits it). */
+  lastOwnMessage() {
+    const items = this.room.items;
+    for (let i = items.length - 1; i >= 0; i -= 1) {
+      const item = items[i];
+      if (item.kind === 'chat' && item.author === state.me.username && !item.deleted) return item;
+    }
+    return null;
   }
 
   onKey(event) {
@@ -577,6 +708,19 @@ export class RoomView {
         return;
       }
     }
+    if (event.key === 'Escape' && this.mode) {
+      event.preventDefault();
+      this.setMode(null);
+      return;
+    }
+    if (event.key === 'ArrowUp' && !this.input.value && !this.mode) {
+      const mine = this.lastOwnMessage();
+      if (mine) {
+        event.preventDefault();
+        this.setMode({ kind: 'edit', seq: mine.seq });
+      }
+      return;
+    }
     if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
       event.preventDefault();
       this.submit();
@@ -586,7 +730,7 @@ export class RoomView {
   /** After each edit (`typed`: by the person, so it is a draft and others see them typing). */
   onInput(typed = true) {
     const value = this.input.value;
-    saveDraft(this.room.code, value);
+    if (!(this.mode && this.mode.kind === 'edit')) saveDraft(this.room.code, value);
     const length = [...value].length;
     const max = maxChars();
     this.counter.textContent = max > 0 && length > max - 200 ? `${length}/${max}` : '';
