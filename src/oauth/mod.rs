@@ -62,6 +62,8 @@ pub enum OAuthError {
     Misconfigured(String),
     #[error("the provider's answer is unusable: {0}")]
     BadAnswer(String),
+    #[error("the ID token is refused: {0}")]
+    IdTokenRefused(String),
     #[error("registration is closed")]
     RegistrationClosed,
     #[error("the account is disabled")]
@@ -166,8 +168,16 @@ impl OAuth {
             tracing::info!(
                 provider = %provider.name,
                 callback = %provider.redirect_url(),
+                issuer = provider.issuer().unwrap_or("(none: plain OAuth2)"),
                 "sign-in provider enabled"
             );
+            if provider.allows_insecure_http() {
+                tracing::warn!(
+                    provider = %provider.name,
+                    "allow_insecure_http is set: this provider may be reached over plain http, \
+                     where anyone on the network path can answer as it and sign in as anyone"
+                );
+            }
         }
         let state_ttl = Duration::from_secs(oauth.state_ttl_secs);
         Ok(OAuth {
@@ -207,9 +217,15 @@ impl OAuth {
     ) -> Result<Started, OAuthError> {
         let random = || token::generate().map_err(|e| OAuthError::Internal(e.to_string()));
         let (state, flow_id) = (random()?, random()?);
-        let (url, verifier) = provider.authorize_url(&self.http, state.clone()).await?;
+        let nonce = match provider.issuer() {
+            Some(_) => Some(random()?),
+            None => None,
+        };
+        let (url, verifier) = provider
+            .authorize_url(&self.http, state.clone(), nonce.as_deref())
+            .await?;
         let client = crate::auth::throttle::ip_key(client);
-        let flow = Flow::new(
+        let mut flow = Flow::new(
             provider.name.clone(),
             state,
             verifier,
@@ -217,6 +233,7 @@ impl OAuth {
             link_user,
             client,
         );
+        flow.nonce = nonce;
         match self.pending.insert(flow_id.clone(), flow) {
             Ok(()) => {}
             Err(Refused::Full) => return Err(OAuthError::Busy),
@@ -248,9 +265,13 @@ impl OAuth {
             if error == "access_denied" {
                 return Err(OAuthError::Denied);
             }
+            // The provider's words, from the browser's URL: escaped and capped for the log.
             let description = callback.error_description.unwrap_or_default();
             return Err(OAuthError::ProviderRefused(format!(
-                "{error}: {description}"
+                "provider {}: {}: {}",
+                provider.name,
+                log_text(&error),
+                log_text(&description)
             )));
         }
         if flow.link_user.is_some() && flow.link_user != signed_in {
@@ -260,7 +281,9 @@ impl OAuth {
             .code
             .filter(|c| !c.is_empty())
             .ok_or(OAuthError::MissingCode)?;
-        let who = provider.sign_in(&self.http, code, flow.verifier).await?;
+        let who = provider
+            .sign_in(&self.http, code, flow.verifier, flow.nonce.as_deref())
+            .await?;
         let outcome = match flow.link_user {
             Some(user_id) => {
                 self.link(provider, who, user_id).await?;
@@ -408,6 +431,35 @@ impl OAuth {
     }
 }
 
+/// The most characters of a provider's text that go into one log line.
+const LOG_TEXT_CHARS: usize = 200;
+
+/// Text from a provider (an `error_description`, a claim) made safe for a log line: control
+/// characters (newlines, ANSI escapes) and other invisible ones are written as escapes, so
+/// nobody can forge log lines or recolour a terminal; at most [`LOG_TEXT_CHARS`] characters.
+pub fn log_text(text: &str) -> String {
+    let mut out = String::new();
+    for (n, c) in text.chars().enumerate() {
+        if n == LOG_TEXT_CHARS {
+            out.push_str("[...]");
+            break;
+        }
+        if c.is_control() || is_format(c) || c == '\\' {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Unicode format characters (bidi overrides, zero-width ones): invisible, but they reorder
+/// or hide what a log line shows.
+fn is_format(c: char) -> bool {
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+    c.general_category() == GeneralCategory::Format
+}
+
 /// Compares secrets without an early exit on the first difference.
 fn same(a: &str, b: &str) -> bool {
     a.len() == b.len()
@@ -419,6 +471,26 @@ fn same(a: &str, b: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn provider_text_is_escaped_and_capped_for_the_log() {
+        use super::log_text;
+        for (input, expected) in [
+            ("plain words", "plain words"),
+            ("two\nlines", "two\\nlines"),
+            ("cr\r\nforged=1", "cr\\r\\nforged=1"),
+            ("\u{1b}[31mred\u{1b}[0m", "\\u{1b}[31mred\\u{1b}[0m"),
+            ("tab\there", "tab\\there"),
+            ("back\\slash", "back\\\\slash"),
+            ("bidi\u{202e}txt", "bidi\\u{202e}txt"),
+            ("ünïcode ok", "ünïcode ok"),
+        ] {
+            assert_eq!(log_text(input), expected, "{input:?}");
+        }
+        let long = log_text(&"a".repeat(10_000));
+        assert_eq!(long, format!("{}[...]", "a".repeat(super::LOG_TEXT_CHARS)));
+        assert!(!log_text(&"\n".repeat(500)).contains('\n'));
+    }
+
     #[test]
     fn same_compares_whole_strings() {
         assert!(super::same("abc", "abc"));

@@ -90,6 +90,13 @@ impl OAuthError {
                 "The provider could not be reached or gave an answer this server cannot use. \
                  Please try again in a few minutes.",
             ),
+            E::IdTokenRefused(_) => (
+                StatusCode::BAD_GATEWAY,
+                "Sign-in could not be verified",
+                "The provider's statement of who you are did not pass this server's checks, so \
+                 you are not signed in. Please start signing in again; if it keeps happening, \
+                 tell the person who runs this server (the server log has the details).",
+            ),
             E::Timeout => (
                 StatusCode::GATEWAY_TIMEOUT,
                 "Sign-in provider too slow",

@@ -1,0 +1,118 @@
+//! OpenID Connect: the ID token is verified before anyone is signed in, a `nonce` goes out with
+//! every OIDC sign-in, issuers may be given as their discovery URL, and plain-http providers
+//! are refused at start-up unless they are on loopback or explicitly allowed.
+
+use super::*;
+use common::oauth_mock::IdTokenFault;
+
+/// One sign-in attempt in a fresh browser; answers the callback's response.
+async fn attempt(server: &TestServer, provider: &str, who: &Person) -> reqwest::Response {
+    let mut browser = Browser::default();
+    let authorize = start(server, &mut browser, provider, "").await;
+    let callback = consent(&authorize, who, None).await;
+    land(server, &mut browser, &callback).await
+}
+
+#[tokio::test]
+async fn id_tokens_that_fail_a_check_sign_nobody_in() {
+    let mock = Mock::start().await;
+    let server = server_with(&mock, |_| {}).await;
+    let eve = person("eve-1", "eve");
+    // Every check the ID token must pass, at both kinds of OIDC provider.
+    let faults = [
+        IdTokenFault::BadSignature,
+        IdTokenFault::WrongIssuer,
+        IdTokenFault::WrongAudience,
+        IdTokenFault::WrongNonce,
+        IdTokenFault::NoNonce,
+        IdTokenFault::Expired,
+        IdTokenFault::AlgNone,
+        IdTokenFault::Missing,
+    ];
+    for provider in ["gitea", "google"] {
+        for fault in faults {
+            mock.with(|s| s.id_token_fault = Some(fault));
+            let response = attempt(&server, provider, &eve).await;
+            assert_refused(response, StatusCode::BAD_GATEWAY, "could not be verified").await;
+        }
+    }
+    mock.with(|s| s.id_token_fault = None);
+    sign_in(&server, "gitea", &eve).await;
+    assert_eq!(
+        users_after_stop(server).await,
+        ["eve"],
+        "only the good token"
+    );
+}
+
+#[tokio::test]
+async fn oidc_sign_ins_send_a_fresh_nonce_and_plain_oauth2_none() {
+    let mock = Mock::start().await;
+    let server = server_with(&mock, |_| {}).await;
+    let sam = person("sam-1", "sam");
+    for provider in ["gitea", "google", "gitea", "github"] {
+        sign_in(&server, provider, &sam).await;
+    }
+    let nonces = mock.with(|s| s.nonces.clone());
+    assert_eq!(nonces.len(), 4);
+    let sent: Vec<&String> = nonces[..3].iter().map(|n| n.as_ref().unwrap()).collect();
+    assert!(sent.iter().all(|n| n.len() >= 32), "{sent:?}");
+    assert!(sent[0] != sent[1] && sent[1] != sent[2] && sent[0] != sent[2]);
+    assert_eq!(nonces[3], None, "GitHub is plain OAuth2");
+}
+
+#[tokio::test]
+async fn the_full_discovery_url_is_accepted_as_issuer() {
+    let mock = Mock::start().await;
+    let discovery_url = mock.url("/.well-known/openid-configuration");
+    let server = server_with(&mock, move |c| {
+        c.oauth.generic.get_mut("gitea").unwrap().issuer = discovery_url;
+    })
+    .await;
+    sign_in(&server, "gitea", &person("k-1", "kim")).await;
+    assert_eq!(mock.with(|s| s.discoveries), 1);
+}
+
+/// `hearth config` validates as start-up does: exit 2 naming the provider's key.
+#[test]
+fn plain_http_providers_are_refused_at_start_unless_loopback_or_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |issuer: &str, allow: Option<&str>| {
+        let mut cmd = common::process::hearth(dir.path());
+        cmd.args(["config", "--data-dir", "d"]);
+        cmd.env("HEARTH_OAUTH__GENERIC__IDP__CLIENT_ID", "x");
+        cmd.env("HEARTH_OAUTH__GENERIC__IDP__ISSUER", issuer);
+        if let Some(allow) = allow {
+            cmd.env("HEARTH_OAUTH__GENERIC__IDP__ALLOW_INSECURE_HTTP", allow);
+        }
+        cmd.output().unwrap()
+    };
+    for (issuer, allow, accepted) in [
+        ("http://id.example", None, false),
+        (
+            "http://id.example/.well-known/openid-configuration",
+            None,
+            false,
+        ),
+        ("http://10.0.0.5:8080/realms/r", Some("false"), false),
+        ("http://id.example", Some("true"), true),
+        ("https://id.example", None, true),
+        ("http://127.0.0.1:9000", None, true),
+        ("http://127.8.0.1:9000", None, true),
+        ("http://localhost:9000", None, true),
+        ("http://[::1]:9000", None, true),
+    ] {
+        let out = run(issuer, allow);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if accepted {
+            assert!(out.status.success(), "{issuer} {allow:?}: {stderr}");
+        } else {
+            assert_eq!(out.status.code(), Some(2), "{issuer} {allow:?}: {stderr}");
+            assert!(
+                stderr.contains("oauth.generic.idp.issuer") && stderr.contains("plain http"),
+                "{issuer}: {stderr}"
+            );
+        }
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
