@@ -7,9 +7,12 @@
 //! - [`routes`]: the browser routes `/auth/{provider}/start` and `/auth/{provider}/callback`.
 //! - [`page`]: the HTML pages those routes show when a sign-in fails.
 //!
-//! An identity (provider, provider's user id) maps to one local user (`store::identities`). A
-//! first sign-in creates the user; a sign-in started by a signed-in user links the identity to
-//! them instead. A successful sign-in ends in [`crate::auth::AuthService::start_session`], the
+//! An identity maps to one local user (`store::identities`): (issuer, `sub`) for OIDC providers,
+//! (provider name, provider's user id) for plain OAuth2 ones. A first sign-in creates the user;
+//! a sign-in started by a signed-in user links the identity to them instead. OIDC identities
+//! linked before issuers were recorded are read as the provider's current issuer at their next
+//! sign-in and moved under it; once a provider's issuer changes, identities linked under an
+//! earlier one are refused ([`OAuthError::IssuerChanged`]), never signed in to. A successful sign-in ends in [`crate::auth::AuthService::start_session`], the
 //! same session as a password login.
 
 pub mod page;
@@ -18,6 +21,7 @@ pub mod provider;
 pub mod routes;
 pub mod username;
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +36,7 @@ use crate::store::identities::{IdentityRecord, IdentityStoreError};
 use crate::store::{Store, StoreError, UserRecord};
 use pending::{Flow, PendingFlows, Refused};
 use provider::{Provider, ProviderUser};
+use tokio::sync::OnceCell;
 
 pub use routes::router;
 
@@ -64,6 +69,15 @@ pub enum OAuthError {
     BadAnswer(String),
     #[error("the ID token is refused: {0}")]
     IdTokenRefused(String),
+    #[error(
+        "provider {provider}: the identity is linked under the earlier issuer {earlier}, and \
+         the provider's issuer is now {now}; it is not signed in to that account"
+    )]
+    IssuerChanged {
+        provider: String,
+        earlier: String,
+        now: String,
+    },
     #[error("registration is closed")]
     RegistrationClosed,
     #[error("the account is disabled")]
@@ -148,6 +162,9 @@ pub struct OAuth {
     store: Store,
     allow_registration: bool,
     state_ttl: Duration,
+    /// Per OIDC provider, the issuers other than its current one that identities were linked
+    /// under; read from the store at the first sign-in that needs it.
+    earlier_issuers: OnceCell<HashMap<String, Vec<String>>>,
 }
 
 impl OAuth {
@@ -187,6 +204,7 @@ impl OAuth {
             store,
             allow_registration: config.auth.allow_registration,
             state_ttl,
+            earlier_issuers: OnceCell::new(),
         })
     }
 
@@ -300,7 +318,7 @@ impl OAuth {
         provider: &Provider,
         who: ProviderUser,
     ) -> Result<UserRecord, OAuthError> {
-        if let Some(id) = self.store.identity_user(&provider.name, &who.subject)? {
+        if let Some(id) = self.linked_user(provider, &who).await? {
             return self.existing(id);
         }
         if !self.allow_registration {
@@ -361,12 +379,104 @@ impl OAuth {
         )))
     }
 
+    /// The user the identity is linked to, if any. For an OIDC provider that is the identity
+    /// under its current issuer; one under an earlier issuer is refused; one linked before
+    /// issuers were recorded is upgraded in place, read as the current issuer's, unless the
+    /// provider had an earlier issuer (then it is at least as old as that one's).
+    async fn linked_user(
+        &self,
+        provider: &Provider,
+        who: &ProviderUser,
+    ) -> Result<Option<u64>, OAuthError> {
+        let Some(issuer) = provider.issuer() else {
+            return Ok(self.store.identity_user(&provider.name, &who.subject)?);
+        };
+        if let Some(id) = self.store.identity_user(issuer, &who.subject)? {
+            return Ok(Some(id));
+        }
+        let earlier = self.earlier_issuers(provider).await?;
+        let changed = |earlier: &str| {
+            let refusal = OAuthError::IssuerChanged {
+                provider: provider.name.clone(),
+                earlier: earlier.to_string(),
+                now: issuer.to_string(),
+            };
+            tracing::warn!(
+                provider = %provider.name,
+                error = %refusal,
+                "sign-in refused: the provider's issuer changed"
+            );
+            refusal
+        };
+        for old in &earlier {
+            if self.store.identity_user(old, &who.subject)?.is_some() {
+                return Err(changed(old));
+            }
+        }
+        let Some(id) = self.store.identity_user(&provider.name, &who.subject)? else {
+            return Ok(None);
+        };
+        if let Some(old) = earlier.first() {
+            return Err(changed(old));
+        }
+        let ticket = self.store.ticket();
+        match self.store.adopt_issuer(id, &provider.name, issuer) {
+            Ok(()) => self.store.commit_since(ticket).await?,
+            Err(IdentityStoreError::Store(e)) => return Err(e.into()),
+            Err(other) => return Err(OAuthError::Internal(other.to_string())),
+        }
+        tracing::info!(
+            provider = %provider.name,
+            %issuer,
+            "an identity linked before issuers were recorded is now keyed by the issuer"
+        );
+        Ok(Some(id))
+    }
+
+    /// The issuers other than its current one that `provider`'s identities were linked under.
+    async fn earlier_issuers(&self, provider: &Provider) -> Result<Vec<String>, OAuthError> {
+        let all = self
+            .earlier_issuers
+            .get_or_try_init(|| async {
+                let mut earlier = HashMap::new();
+                for p in &self.providers {
+                    let Some(current) = p.issuer() else { continue };
+                    let others: Vec<String> = self
+                        .store
+                        .issuers_of_provider(&p.name)?
+                        .into_iter()
+                        .filter(|i| i != current)
+                        .collect();
+                    if !others.is_empty() {
+                        tracing::warn!(
+                            provider = %p.name,
+                            issuer = %current,
+                            earlier = ?others,
+                            "the provider's issuer changed: identities linked under an earlier \
+                             issuer are refused at sign-in"
+                        );
+                    }
+                    earlier.insert(p.name.clone(), others);
+                }
+                Ok::<_, OAuthError>(earlier)
+            })
+            .await?;
+        Ok(all.get(&provider.name).cloned().unwrap_or_default())
+    }
+
     async fn link(
         &self,
         provider: &Provider,
         who: ProviderUser,
         user_id: u64,
     ) -> Result<(), OAuthError> {
+        // The store sees only the issuer's key; an identity linked under the provider's name
+        // (before issuers were recorded) or an earlier issuer is found here.
+        match self.linked_user(provider, &who).await? {
+            Some(owner) if owner == user_id => return Ok(()),
+            Some(_) => return Err(OAuthError::LinkedElsewhere),
+            None => {}
+        }
         let ticket = self.store.ticket();
         match self
             .store
@@ -387,6 +497,7 @@ impl OAuth {
     fn record(&self, provider: &Provider, who: &ProviderUser) -> IdentityRecord {
         IdentityRecord {
             provider: provider.name.clone(),
+            issuer: provider.issuer().map(str::to_string),
             subject: who.subject.clone(),
             login: who.login.clone(),
             email: who.email.clone(),

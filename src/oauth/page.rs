@@ -97,6 +97,13 @@ impl OAuthError {
                  you are not signed in. Please start signing in again; if it keeps happening, \
                  tell the person who runs this server (the server log has the details).",
             ),
+            E::IssuerChanged { .. } => (
+                StatusCode::CONFLICT,
+                "Sign-in provider changed",
+                "This server now sends this sign-in to a different identity provider than the \
+                 one your account was linked with, so you are not signed in to that account. \
+                 Please tell the person who runs this server; the server log has the details.",
+            ),
             E::Timeout => (
                 StatusCode::GATEWAY_TIMEOUT,
                 "Sign-in provider too slow",

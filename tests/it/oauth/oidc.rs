@@ -116,3 +116,75 @@ fn plain_http_providers_are_refused_at_start_unless_loopback_or_allowed() {
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
 }
+
+/// Identities of OIDC providers are keyed by (issuer, subject). One linked before issuers were
+/// recorded (keyed by the provider's name) is read as the current issuer's at its next sign-in;
+/// once the provider is re-pointed at another issuer, the same `sub` there is refused rather
+/// than signed in to the account linked under the first issuer, and new people still get in.
+#[tokio::test]
+async fn identities_are_keyed_by_issuer_and_a_changed_issuer_is_refused() {
+    use hearth::store::accounts::NewUser;
+    use hearth::store::identities::IdentityRecord;
+
+    let (first, second) = (Mock::start().await, Mock::start().await);
+    let server = server_with(&first, |_| {}).await;
+    let legacy = server
+        .store()
+        .create_user_with_identity(
+            NewUser {
+                username: "oldtimer".into(),
+                display_name: "Old Timer".into(),
+                password_hash: None,
+                bot: false,
+                created_at: 1,
+            },
+            IdentityRecord {
+                provider: "gitea".into(),
+                issuer: None,
+                subject: "alice".into(),
+                login: "alice".into(),
+                email: None,
+                linked_at: 1,
+            },
+        )
+        .unwrap();
+    let alice = person("alice", "alice");
+    let browser = sign_in(&server, "gitea", &alice).await;
+    let (_, me) = api(&server, &browser, "/api/me").await;
+    assert_eq!(
+        me["user"]["username"], "oldtimer",
+        "the old identity, upgraded"
+    );
+    let store = server.store();
+    assert_eq!(store.identity_user("gitea", "alice").unwrap(), None);
+    assert_eq!(
+        store.identity_user(&first.base, "alice").unwrap(),
+        Some(legacy.id)
+    );
+    sign_in(&server, "gitea", &person("bob", "bob")).await;
+
+    // The operator re-points the provider at another issuer whose user ids look the same.
+    let mut server = server;
+    server.config.oauth.generic.get_mut("gitea").unwrap().issuer = second.base.clone();
+    let server = server.restart().await;
+    let response = attempt(&server, "gitea", &alice).await;
+    assert_refused(
+        response,
+        StatusCode::CONFLICT,
+        "different identity provider",
+    )
+    .await;
+    let response = attempt(&server, "gitea", &person("bob", "bob")).await;
+    assert_refused(
+        response,
+        StatusCode::CONFLICT,
+        "different identity provider",
+    )
+    .await;
+    sign_in(&server, "gitea", &person("carol", "carol")).await;
+    assert_eq!(
+        users_after_stop(server).await,
+        ["bob", "carol", "oldtimer"],
+        "nobody signed in to alice's or bob's account from the new issuer"
+    );
+}
