@@ -319,6 +319,7 @@ impl OAuthConfig {
         }
         if self.google.enabled {
             let g = &self.google;
+            needs_openid(&fail, "oauth.google", &g.scopes)?;
             checks.push(ProviderCheck {
                 prefix: "oauth.google".into(),
                 client_id: &g.client_id,
@@ -363,6 +364,9 @@ impl OAuthConfig {
                     }
                 }
             }
+            if !g.issuer.trim().is_empty() {
+                needs_openid(&fail, &prefix, &g.scopes)?;
+            }
             for (field, value) in [("id_claim", &g.id_claim), ("login_claim", &g.login_claim)] {
                 if value.is_empty() {
                     return Err(fail(
@@ -394,6 +398,24 @@ impl OAuthConfig {
         }
         Ok(())
     }
+}
+
+/// An OIDC provider answers with an ID token, which hearth requires, only for the `openid`
+/// scope: without it every sign-in would fail, so the configuration is refused at start.
+fn needs_openid(
+    fail: &dyn Fn(&str, String) -> ConfigError,
+    prefix: &str,
+    scopes: &[String],
+) -> Result<(), ConfigError> {
+    if scopes.iter().any(|s| s == "openid") {
+        return Ok(());
+    }
+    Err(fail(
+        &format!("{prefix}.scopes"),
+        "must include \"openid\" for an OIDC provider (one with an issuer): its ID token is \
+         required and comes only with that scope"
+            .into(),
+    ))
 }
 
 struct ProviderCheck<'a> {
@@ -564,6 +586,11 @@ mod validation_tests {
                 "oauth.generic.github",
             ),
             ("[oauth]\ntimeout_ms = 0\n", "oauth.timeout_ms"),
+            (
+                "[oauth.generic.kc]\nclient_id = \"x\"\nissuer = \"https://id.example\"\n\
+                 scopes = [\"profile\"]\n",
+                "oauth.generic.kc.scopes",
+            ),
             // Plain http away from loopback, in a configured URL of any provider.
             (
                 "[oauth.generic.gitea]\nclient_id = \"x\"\nissuer = \"http://git.example\"\n",

@@ -379,7 +379,10 @@ fn exchange_failure(e: ExchangeError) -> OAuthError {
         }
         RequestTokenError::Request(HttpClientError::Reqwest(e)) => transport(&e),
         RequestTokenError::Request(e) => OAuthError::Unreachable(format!("token endpoint: {e}")),
-        RequestTokenError::Other(e) => OAuthError::BadAnswer(format!("token endpoint: {e}")),
+        // oauth2's words here can quote the provider's answer (its content type, say).
+        RequestTokenError::Other(e) => {
+            OAuthError::BadAnswer(format!("token endpoint: {}", log_text(&e)))
+        }
     }
 }
 
@@ -456,8 +459,8 @@ async fn discover(
     let claimed = raw_issuer.trim_end_matches('/');
     if claimed != issuer {
         return Err(OAuthError::Misconfigured(format!(
-            "the discovery document at {url} names issuer {}, not {issuer:?}",
-            log_text(&format!("{claimed:?}"))
+            "the discovery document at {url} names issuer \"{}\", not {issuer:?}",
+            log_text(claimed)
         )));
     }
     let field = |name: &str| -> Result<String, OAuthError> {
