@@ -67,6 +67,9 @@ pub enum IdTokenFault {
     Expired,
     /// Unsigned: `alg: none` and no signature.
     AlgNone,
+    /// HS256 keyed with the client secret, which the client (and so anyone holding the
+    /// secret) could have made itself.
+    Hs256ClientSecret,
     /// No ID token at all in the token answer.
     Missing,
 }
@@ -99,6 +102,8 @@ pub struct MockState {
     pub issuer: Option<String>,
     /// The nonces the authorization requests carried, in order.
     pub nonces: Vec<Option<String>>,
+    /// The `jwks_uri` the discovery document names when not `<base>/jwks`.
+    pub jwks_uri: Option<String>,
 }
 
 pub type Shared = Arc<Mutex<MockState>>;
@@ -331,10 +336,10 @@ fn id_token(issuer: &str, grant: &Grant, fault: Option<IdTokenFault>) -> String 
         }
         _ => {}
     }
-    let alg = if fault == Some(F::AlgNone) {
-        "none"
-    } else {
-        "RS256"
+    let alg = match fault {
+        Some(F::AlgNone) => "none",
+        Some(F::Hs256ClientSecret) => "HS256",
+        _ => "RS256",
     };
     let header = json!({"alg": alg, "kid": KEY_ID, "typ": "JWT"});
     let signed = format!(
@@ -344,6 +349,7 @@ fn id_token(issuer: &str, grant: &Grant, fault: Option<IdTokenFault>) -> String 
     );
     let signature = match fault {
         Some(F::AlgNone) => Vec::new(),
+        Some(F::Hs256ClientSecret) => hmac_sha256(CLIENT_SECRET.as_bytes(), signed.as_bytes()),
         Some(F::BadSignature) => signing_key(FORGER_KEY)
             .sign(
                 &CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
@@ -358,6 +364,22 @@ fn id_token(issuer: &str, grant: &Grant, fault: Option<IdTokenFault>) -> String 
             .unwrap(),
     };
     format!("{signed}.{}", URL_SAFE_NO_PAD.encode(signature))
+}
+
+/// HMAC-SHA256 (RFC 2104), for the one token signed the way an attacker with the secret would.
+fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
+    let mut block = [0u8; 64];
+    block[..key.len()].copy_from_slice(key);
+    let pad = |byte: u8| block.iter().map(|k| k ^ byte).collect::<Vec<u8>>();
+    let inner = Sha256::new()
+        .chain_update(pad(0x36))
+        .chain_update(message)
+        .finalize();
+    Sha256::new()
+        .chain_update(pad(0x5c))
+        .chain_update(inner)
+        .finalize()
+        .to_vec()
 }
 
 /// The provider's public key set.
@@ -411,20 +433,22 @@ async fn userinfo(State(state): State<Shared>, headers: HeaderMap) -> Response {
 }
 
 async fn discovery(State(state): State<Shared>) -> Json<Value> {
-    let (base, issuer) = {
+    let (base, issuer, jwks_uri) = {
         let mut s = state.lock().unwrap();
         s.discoveries += 1;
-        (
-            s.base.clone(),
-            s.issuer.clone().unwrap_or_else(|| s.base.clone()),
-        )
+        let issuer = s.issuer.clone().unwrap_or_else(|| s.base.clone());
+        let jwks_uri = s
+            .jwks_uri
+            .clone()
+            .unwrap_or_else(|| format!("{}/jwks", s.base));
+        (s.base.clone(), issuer, jwks_uri)
     };
     Json(json!({
         "issuer": issuer,
         "authorization_endpoint": format!("{base}/authorize"),
         "token_endpoint": format!("{base}/token"),
         "userinfo_endpoint": format!("{base}/userinfo"),
-        "jwks_uri": format!("{base}/jwks"),
+        "jwks_uri": jwks_uri,
         "response_types_supported": ["code"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256"],

@@ -27,6 +27,7 @@ async fn id_tokens_that_fail_a_check_sign_nobody_in() {
         IdTokenFault::NoNonce,
         IdTokenFault::Expired,
         IdTokenFault::AlgNone,
+        IdTokenFault::Hs256ClientSecret,
         IdTokenFault::Missing,
     ];
     for provider in ["gitea", "google"] {
@@ -71,6 +72,18 @@ async fn the_full_discovery_url_is_accepted_as_issuer() {
     .await;
     sign_in(&server, "gitea", &person("k-1", "kim")).await;
     assert_eq!(mock.with(|s| s.discoveries), 1);
+}
+
+/// Endpoints a discovery document names are held to the same https rule as configured ones.
+#[tokio::test]
+async fn a_discovered_plain_http_endpoint_off_loopback_is_refused() {
+    let mock = Mock::start().await;
+    mock.with(|s| s.jwks_uri = Some("http://keys.example/jwks".into()));
+    let server = server_with(&mock, |_| {}).await;
+    let response = Browser::default()
+        .get(&server.url("/auth/gitea/start"))
+        .await;
+    assert_refused(response, StatusCode::BAD_GATEWAY, "not set up correctly").await;
 }
 
 /// `hearth config` validates as start-up does: exit 2 naming the provider's key.
