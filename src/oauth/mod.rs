@@ -1,8 +1,11 @@
 //! Sign-in with GitHub, Google and any OAuth2/OIDC provider named in `[oauth]`.
 //!
 //! - [`provider`]: a configured provider: endpoints (or OIDC discovery), the authorization URL
-//!   with PKCE S256, the code exchange, and the user info that says who signed in.
+//!   with PKCE S256 (and a nonce for OIDC), the code exchange, the ID token's verification,
+//!   and the user info that says who signed in.
 //! - [`pending`]: sign-ins between start and callback, keyed by the id in a short-lived cookie.
+//! - `issuer`: the account an OIDC identity is linked to, by (issuer, `sub`).
+//! - `log_text`: text from a provider, escaped and capped for the log.
 //! - [`username`]: unique local usernames derived from provider logins.
 //! - [`routes`]: the browser routes `/auth/{provider}/start` and `/auth/{provider}/callback`.
 //! - [`page`]: the HTML pages those routes show when a sign-in fails.
@@ -12,9 +15,12 @@
 //! a sign-in started by a signed-in user links the identity to them instead. OIDC identities
 //! linked before issuers were recorded are read as the provider's current issuer at their next
 //! sign-in and moved under it; once a provider's issuer changes, identities linked under an
-//! earlier one are refused ([`OAuthError::IssuerChanged`]), never signed in to. A successful sign-in ends in [`crate::auth::AuthService::start_session`], the
-//! same session as a password login.
+//! earlier one are refused ([`OAuthError::IssuerChanged`]), never signed in to. A successful
+//! sign-in ends in [`crate::auth::AuthService::start_session`], the same session as a password
+//! login.
 
+mod issuer;
+mod log_text;
 pub mod page;
 pub mod pending;
 pub mod provider;
@@ -38,6 +44,7 @@ use pending::{Flow, PendingFlows, Refused};
 use provider::{Provider, ProviderUser};
 use tokio::sync::OnceCell;
 
+pub use log_text::log_text;
 pub use routes::router;
 
 /// The cookie that binds a sign-in's `state` to the browser that started it.
@@ -379,91 +386,6 @@ impl OAuth {
         )))
     }
 
-    /// The user the identity is linked to, if any. For an OIDC provider that is the identity
-    /// under its current issuer; one under an earlier issuer is refused; one linked before
-    /// issuers were recorded is upgraded in place, read as the current issuer's, unless the
-    /// provider had an earlier issuer (then it is at least as old as that one's).
-    async fn linked_user(
-        &self,
-        provider: &Provider,
-        who: &ProviderUser,
-    ) -> Result<Option<u64>, OAuthError> {
-        let Some(issuer) = provider.issuer() else {
-            return Ok(self.store.identity_user(&provider.name, &who.subject)?);
-        };
-        if let Some(id) = self.store.identity_user(issuer, &who.subject)? {
-            return Ok(Some(id));
-        }
-        let earlier = self.earlier_issuers(provider).await?;
-        let changed = |earlier: &str| {
-            let refusal = OAuthError::IssuerChanged {
-                provider: provider.name.clone(),
-                earlier: earlier.to_string(),
-                now: issuer.to_string(),
-            };
-            tracing::warn!(
-                provider = %provider.name,
-                error = %refusal,
-                "sign-in refused: the provider's issuer changed"
-            );
-            refusal
-        };
-        for old in &earlier {
-            if self.store.identity_user(old, &who.subject)?.is_some() {
-                return Err(changed(old));
-            }
-        }
-        let Some(id) = self.store.identity_user(&provider.name, &who.subject)? else {
-            return Ok(None);
-        };
-        if let Some(old) = earlier.first() {
-            return Err(changed(old));
-        }
-        let ticket = self.store.ticket();
-        match self.store.adopt_issuer(id, &provider.name, issuer) {
-            Ok(()) => self.store.commit_since(ticket).await?,
-            Err(IdentityStoreError::Store(e)) => return Err(e.into()),
-            Err(other) => return Err(OAuthError::Internal(other.to_string())),
-        }
-        tracing::info!(
-            provider = %provider.name,
-            %issuer,
-            "an identity linked before issuers were recorded is now keyed by the issuer"
-        );
-        Ok(Some(id))
-    }
-
-    /// The issuers other than its current one that `provider`'s identities were linked under.
-    async fn earlier_issuers(&self, provider: &Provider) -> Result<Vec<String>, OAuthError> {
-        let all = self
-            .earlier_issuers
-            .get_or_try_init(|| async {
-                let mut earlier = HashMap::new();
-                for p in &self.providers {
-                    let Some(current) = p.issuer() else { continue };
-                    let others: Vec<String> = self
-                        .store
-                        .issuers_of_provider(&p.name)?
-                        .into_iter()
-                        .filter(|i| i != current)
-                        .collect();
-                    if !others.is_empty() {
-                        tracing::warn!(
-                            provider = %p.name,
-                            issuer = %current,
-                            earlier = ?others,
-                            "the provider's issuer changed: identities linked under an earlier \
-                             issuer are refused at sign-in"
-                        );
-                    }
-                    earlier.insert(p.name.clone(), others);
-                }
-                Ok::<_, OAuthError>(earlier)
-            })
-            .await?;
-        Ok(all.get(&provider.name).cloned().unwrap_or_default())
-    }
-
     async fn link(
         &self,
         provider: &Provider,
@@ -542,35 +464,6 @@ impl OAuth {
     }
 }
 
-/// The most characters of a provider's text that go into one log line.
-const LOG_TEXT_CHARS: usize = 200;
-
-/// Text from a provider (an `error_description`, a claim) made safe for a log line: control
-/// characters (newlines, ANSI escapes) and other invisible ones are written as escapes, so
-/// nobody can forge log lines or recolour a terminal; at most [`LOG_TEXT_CHARS`] characters.
-pub fn log_text(text: &str) -> String {
-    let mut out = String::new();
-    for (n, c) in text.chars().enumerate() {
-        if n == LOG_TEXT_CHARS {
-            out.push_str("[...]");
-            break;
-        }
-        if c.is_control() || is_format(c) || c == '\\' {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-/// Unicode format characters (bidi overrides, zero-width ones): invisible, but they reorder
-/// or hide what a log line shows.
-fn is_format(c: char) -> bool {
-    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
-    c.general_category() == GeneralCategory::Format
-}
-
 /// Compares secrets without an early exit on the first difference.
 fn same(a: &str, b: &str) -> bool {
     a.len() == b.len()
@@ -582,26 +475,6 @@ fn same(a: &str, b: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn provider_text_is_escaped_and_capped_for_the_log() {
-        use super::log_text;
-        for (input, expected) in [
-            ("plain words", "plain words"),
-            ("two\nlines", "two\\nlines"),
-            ("cr\r\nforged=1", "cr\\r\\nforged=1"),
-            ("\u{1b}[31mred\u{1b}[0m", "\\u{1b}[31mred\\u{1b}[0m"),
-            ("tab\there", "tab\\there"),
-            ("back\\slash", "back\\\\slash"),
-            ("bidi\u{202e}txt", "bidi\\u{202e}txt"),
-            ("ünïcode ok", "ünïcode ok"),
-        ] {
-            assert_eq!(log_text(input), expected, "{input:?}");
-        }
-        let long = log_text(&"a".repeat(10_000));
-        assert_eq!(long, format!("{}[...]", "a".repeat(super::LOG_TEXT_CHARS)));
-        assert!(!log_text(&"\n".repeat(500)).contains('\n'));
-    }
-
     #[test]
     fn same_compares_whole_strings() {
         assert!(super::same("abc", "abc"));
