@@ -52,6 +52,10 @@ impl OAuth {
         let ticket = self.store.ticket();
         match self.store.adopt_issuer(id, &provider.name, issuer) {
             Ok(()) => self.store.commit_since(ticket).await?,
+            // A concurrent sign-in of the same person upgraded it first.
+            Err(IdentityStoreError::NotLinked) => {
+                return Ok(self.store.identity_user(issuer, &who.subject)?)
+            }
             Err(IdentityStoreError::Store(e)) => return Err(e.into()),
             Err(other) => return Err(OAuthError::Internal(other.to_string())),
         }
