@@ -145,6 +145,8 @@ pub struct Callback {
     pub code: Option<String>,
     pub error: Option<String>,
     pub error_description: Option<String>,
+    /// The issuer the answer claims to come from (RFC 9207), against mix-ups between providers.
+    pub iss: Option<String>,
 }
 
 /// A finished sign-in.
@@ -286,6 +288,10 @@ impl OAuth {
         if flow.provider != provider.name || !state_matches {
             return Err(OAuthError::BadState);
         }
+        // Before the answer is believed, errors included (RFC 9207, section 2.4).
+        provider
+            .check_callback_issuer(&self.http, callback.iss.as_deref())
+            .await?;
         if let Some(error) = callback.error {
             if error == "access_denied" {
                 return Err(OAuthError::Denied);

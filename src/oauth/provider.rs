@@ -71,6 +71,8 @@ struct Endpoints {
     issuer: String,
     /// The asymmetric algorithms the provider signs ID tokens with (RS256 when it says none).
     algs: Vec<CoreJwsSigningAlgorithm>,
+    /// Whether the provider says its callbacks carry `iss` (RFC 9207).
+    iss_parameter: bool,
 }
 
 /// An OAuth2 client whose token answer is `TR`: [`BasicTokenResponse`] for plain OAuth2,
@@ -318,6 +320,30 @@ impl Provider {
         }
     }
 
+    /// Checks the callback's `iss` (RFC 9207) for an OIDC provider: when present it must be
+    /// the issuer, and when the provider announces it, it must be present. A browser sent back
+    /// by another provider with this flow's state is refused before its code is used.
+    pub async fn check_callback_issuer(
+        &self,
+        http: &reqwest::Client,
+        iss: Option<&str>,
+    ) -> Result<(), OAuthError> {
+        if self.issuer.is_none() {
+            return Ok(());
+        }
+        let endpoints = self.endpoints(http).await?;
+        let problem = match iss {
+            Some(iss) if iss == endpoints.issuer => return Ok(()),
+            Some(iss) => format!("the callback names issuer \"{}\"", log_text(iss)),
+            None if endpoints.iss_parameter => "the callback carries no `iss`".to_string(),
+            None => return Ok(()),
+        };
+        Err(OAuthError::IdTokenRefused(format!(
+            "provider {}: {problem}, not {:?}",
+            self.name, endpoints.issuer
+        )))
+    }
+
     /// Checks the ID token of an OIDC token answer and answers its `sub`. The keys are fetched
     /// now rather than cached, so a provider's key rotation needs no restart.
     async fn verify_id_token(
@@ -486,6 +512,7 @@ async fn discover(
         jwks: field("jwks_uri")?,
         issuer: raw_issuer.to_string(),
         algs,
+        iss_parameter: doc["authorization_response_iss_parameter_supported"] == Value::Bool(true),
     })
 }
 

@@ -104,6 +104,8 @@ pub struct MockState {
     pub nonces: Vec<Option<String>>,
     /// The `jwks_uri` the discovery document names when not `<base>/jwks`.
     pub jwks_uri: Option<String>,
+    /// Announce and send `iss` on callbacks (RFC 9207).
+    pub iss_parameter: bool,
 }
 
 pub type Shared = Arc<Mutex<MockState>>;
@@ -183,6 +185,7 @@ async fn authorize(
     let code = random();
     let nonce = q.get("nonce").cloned();
     let mut s = state.lock().unwrap();
+    let iss = s.iss_parameter.then(|| s.base.clone());
     s.nonces.push(nonce.clone());
     s.codes.insert(
         code.clone(),
@@ -200,7 +203,10 @@ async fn authorize(
         },
     );
     drop(s);
-    back(&[("code", &code), ("state", &field("state"))])
+    match iss {
+        Some(iss) => back(&[("code", &code), ("state", &field("state")), ("iss", &iss)]),
+        None => back(&[("code", &code), ("state", &field("state"))]),
+    }
 }
 
 /// The token endpoint: client credentials (basic or body), single-use code, same redirect URI,
@@ -433,7 +439,7 @@ async fn userinfo(State(state): State<Shared>, headers: HeaderMap) -> Response {
 }
 
 async fn discovery(State(state): State<Shared>) -> Json<Value> {
-    let (base, issuer, jwks_uri) = {
+    let (base, issuer, jwks_uri, iss_parameter) = {
         let mut s = state.lock().unwrap();
         s.discoveries += 1;
         let issuer = s.issuer.clone().unwrap_or_else(|| s.base.clone());
@@ -441,7 +447,7 @@ async fn discovery(State(state): State<Shared>) -> Json<Value> {
             .jwks_uri
             .clone()
             .unwrap_or_else(|| format!("{}/jwks", s.base));
-        (s.base.clone(), issuer, jwks_uri)
+        (s.base.clone(), issuer, jwks_uri, s.iss_parameter)
     };
     Json(json!({
         "issuer": issuer,
@@ -452,5 +458,6 @@ async fn discovery(State(state): State<Shared>) -> Json<Value> {
         "response_types_supported": ["code"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256"],
+        "authorization_response_iss_parameter_supported": iss_parameter,
     }))
 }

@@ -74,6 +74,34 @@ async fn the_full_discovery_url_is_accepted_as_issuer() {
     assert_eq!(mock.with(|s| s.discoveries), 1);
 }
 
+/// RFC 9207: a callback's `iss` must be the issuer, and must be there when the provider says it
+/// sends it; otherwise the browser may have been sent back by another provider.
+#[tokio::test]
+async fn the_callbacks_iss_must_name_the_issuer() {
+    let mock = Mock::start().await;
+    mock.with(|s| s.iss_parameter = true);
+    let server = server_with(&mock, |_| {}).await;
+    let kim = person("k-1", "kim");
+    sign_in(&server, "gitea", &kim).await;
+    for iss in [Some("https://other-provider.example"), None] {
+        let mut browser = Browser::default();
+        let authorize = start(&server, &mut browser, "gitea", "").await;
+        let mut callback = Url::parse(&consent(&authorize, &kim, None).await).unwrap();
+        let mut pairs: Vec<(String, String)> = callback
+            .query_pairs()
+            .into_owned()
+            .filter(|(k, _)| k != "iss")
+            .collect();
+        if let Some(iss) = iss {
+            pairs.push(("iss".into(), iss.into()));
+        }
+        callback.query_pairs_mut().clear().extend_pairs(&pairs);
+        let response = land(&server, &mut browser, callback.as_str()).await;
+        assert_refused(response, StatusCode::BAD_GATEWAY, "could not be verified").await;
+    }
+    assert_eq!(users_after_stop(server).await, ["kim"]);
+}
+
 /// Endpoints a discovery document names are held to the same https rule as configured ones.
 #[tokio::test]
 async fn a_discovered_plain_http_endpoint_off_loopback_is_refused() {
