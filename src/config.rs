@@ -19,8 +19,8 @@ mod bots;
 mod oauth;
 pub use bots::{default_plugins, BotsConfig, PluginConfig};
 pub use oauth::{
-    check_url, GenericProviderConfig, GithubConfig, GoogleConfig, OAuthConfig, Secret, PRESETS,
-    REDACTED,
+    check_provider_url, check_url, normalize_issuer, GenericProviderConfig, GithubConfig,
+    GoogleConfig, OAuthConfig, Secret, DISCOVERY_PATH, PRESETS, REDACTED,
 };
 
 /// The smallest `http.max_header_bytes` other than 0: the HTTP library reads a request head

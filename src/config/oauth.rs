@@ -124,6 +124,9 @@ pub struct GithubConfig {
     /// The REST API root: `/user` and `/user/emails` are read below it.
     pub api_url: String,
     pub scopes: Vec<String>,
+    /// Lets the endpoints be plain `http://` at a host other than loopback. Anyone on the
+    /// network path could then answer as the provider; for test setups only.
+    pub allow_insecure_http: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -133,10 +136,14 @@ pub struct GoogleConfig {
     #[serde(deserialize_with = "lenient_string")]
     pub client_id: String,
     pub client_secret: Secret,
+    /// Google's OIDC issuer: its discovery document names the keys that sign the ID tokens.
+    pub issuer: String,
     pub auth_url: String,
     pub token_url: String,
     pub userinfo_url: String,
     pub scopes: Vec<String>,
+    /// As for GitHub: plain `http://` away from loopback, for test setups only.
+    pub allow_insecure_http: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -147,7 +154,10 @@ pub struct GenericProviderConfig {
     pub client_id: String,
     /// Empty for a public client (PKCE alone).
     pub client_secret: Secret,
-    /// OIDC issuer; its `/.well-known/openid-configuration` supplies the endpoints not given.
+    /// OIDC issuer; its `/.well-known/openid-configuration` supplies the endpoints not given
+    /// and the keys that sign the ID tokens, which are then required and verified. The full
+    /// discovery URL is accepted too and read as its issuer. Empty: plain OAuth2, the identity
+    /// comes from `userinfo_url` alone.
     pub issuer: String,
     pub auth_url: String,
     pub token_url: String,
@@ -157,6 +167,9 @@ pub struct GenericProviderConfig {
     pub id_claim: String,
     /// The user-info field the local username is derived from.
     pub login_claim: String,
+    /// Lets the issuer and endpoints be plain `http://` at a host other than loopback. Anyone
+    /// on the network path could then sign in as anyone; for test setups only.
+    pub allow_insecure_http: bool,
 }
 
 impl Default for OAuthConfig {
@@ -183,6 +196,7 @@ impl Default for GithubConfig {
             token_url: "https://github.com/login/oauth/access_token".into(),
             api_url: "https://api.github.com".into(),
             scopes: vec!["read:user".into(), "user:email".into()],
+            allow_insecure_http: false,
         }
     }
 }
@@ -193,10 +207,12 @@ impl Default for GoogleConfig {
             enabled: false,
             client_id: String::new(),
             client_secret: Secret::default(),
+            issuer: "https://accounts.google.com".into(),
             auth_url: "https://accounts.google.com/o/oauth2/v2/auth".into(),
             token_url: "https://oauth2.googleapis.com/token".into(),
             userinfo_url: "https://openidconnect.googleapis.com/v1/userinfo".into(),
             scopes: vec!["openid".into(), "email".into(), "profile".into()],
+            allow_insecure_http: false,
         }
     }
 }
@@ -214,6 +230,7 @@ impl Default for GenericProviderConfig {
             scopes: vec!["openid".into(), "email".into(), "profile".into()],
             id_claim: "sub".into(),
             login_claim: "preferred_username".into(),
+            allow_insecure_http: false,
         }
     }
 }
@@ -231,6 +248,43 @@ pub fn check_url(url: &str) -> Result<(), String> {
     let parsed = reqwest::Url::parse(url).map_err(|e| format!("{url:?} is not a URL: {e}"))?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
         return Err(format!("{url:?} must be an http:// or https:// URL"));
+    }
+    Ok(())
+}
+
+/// The suffix of an OIDC discovery URL below its issuer.
+pub const DISCOVERY_PATH: &str = "/.well-known/openid-configuration";
+
+/// The issuer an `issuer` setting names: the setting itself, or, when the full discovery URL
+/// was pasted (as Gitea's and Mattermost's setup pages teach), the part before
+/// [`DISCOVERY_PATH`]. Trailing slashes go, as discovery compares issuers without them.
+pub fn normalize_issuer(issuer: &str) -> String {
+    let issuer = issuer.trim();
+    let issuer = issuer.strip_suffix(DISCOVERY_PATH).unwrap_or(issuer);
+    issuer.trim_end_matches('/').to_string()
+}
+
+/// Whether `url`'s host is this machine: `localhost`, 127.0.0.0/8 or `::1`.
+fn is_loopback(url: &reqwest::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// Checks an endpoint or issuer URL as [`check_url`] does, and refuses plain `http://` unless
+/// the host is loopback or the operator set `allow_insecure_http`: over plain http anyone on
+/// the path could answer as the provider.
+pub fn check_provider_url(url: &str, allow_insecure_http: bool) -> Result<(), String> {
+    check_url(url)?;
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("{url:?} is not a URL: {e}"))?;
+    if parsed.scheme() == "http" && !allow_insecure_http && !is_loopback(&parsed) {
+        return Err(format!(
+            "{url:?} is plain http: use https (http is accepted only for localhost, \
+             127.0.0.0/8 and ::1, or with allow_insecure_http = true for a test setup)"
+        ));
     }
     Ok(())
 }
@@ -260,20 +314,24 @@ impl OAuthConfig {
                     ("token_url", &g.token_url),
                     ("api_url", &g.api_url),
                 ],
+                allow_insecure_http: g.allow_insecure_http,
             });
         }
         if self.google.enabled {
             let g = &self.google;
+            needs_openid(&fail, "oauth.google", &g.scopes)?;
             checks.push(ProviderCheck {
                 prefix: "oauth.google".into(),
                 client_id: &g.client_id,
                 client_secret: &g.client_secret,
                 secret_required: true,
                 urls: vec![
+                    ("issuer", &g.issuer),
                     ("auth_url", &g.auth_url),
                     ("token_url", &g.token_url),
                     ("userinfo_url", &g.userinfo_url),
                 ],
+                allow_insecure_http: g.allow_insecure_http,
             });
         }
         for (name, g) in &self.generic {
@@ -306,6 +364,9 @@ impl OAuthConfig {
                     }
                 }
             }
+            if !g.issuer.trim().is_empty() {
+                needs_openid(&fail, &prefix, &g.scopes)?;
+            }
             for (field, value) in [("id_claim", &g.id_claim), ("login_claim", &g.login_claim)] {
                 if value.is_empty() {
                     return Err(fail(
@@ -329,6 +390,7 @@ impl OAuthConfig {
                 client_secret: &g.client_secret,
                 secret_required: false,
                 urls,
+                allow_insecure_http: g.allow_insecure_http,
             });
         }
         for check in checks {
@@ -338,12 +400,31 @@ impl OAuthConfig {
     }
 }
 
+/// An OIDC provider answers with an ID token, which hearth requires, only for the `openid`
+/// scope: without it every sign-in would fail, so the configuration is refused at start.
+fn needs_openid(
+    fail: &dyn Fn(&str, String) -> ConfigError,
+    prefix: &str,
+    scopes: &[String],
+) -> Result<(), ConfigError> {
+    if scopes.iter().any(|s| s == "openid") {
+        return Ok(());
+    }
+    Err(fail(
+        &format!("{prefix}.scopes"),
+        "must include \"openid\" for an OIDC provider (one with an issuer): its ID token is \
+         required and comes only with that scope"
+            .into(),
+    ))
+}
+
 struct ProviderCheck<'a> {
     prefix: String,
     client_id: &'a str,
     client_secret: &'a Secret,
     secret_required: bool,
     urls: Vec<(&'static str, &'a String)>,
+    allow_insecure_http: bool,
 }
 
 impl ProviderCheck<'_> {
@@ -370,7 +451,8 @@ impl ProviderCheck<'_> {
             ));
         }
         for (field, url) in &self.urls {
-            check_url(url).map_err(|problem| fail(&key(field), problem))?;
+            check_provider_url(url, self.allow_insecure_http)
+                .map_err(|problem| fail(&key(field), problem))?;
         }
         Ok(())
     }
@@ -394,6 +476,50 @@ mod tests {
         let read: GithubConfig = toml::from_str("client_secret = \"hunter2-very-secret\"").unwrap();
         assert_eq!(read.client_secret.expose(), "hunter2-very-secret");
         assert_eq!(format!("{:?}", Secret::default()), "Secret(\"\")");
+    }
+
+    #[test]
+    fn issuers_are_read_from_either_form() {
+        for (given, issuer) in [
+            ("https://id.example/realms/r", "https://id.example/realms/r"),
+            (
+                "https://id.example/realms/r/",
+                "https://id.example/realms/r",
+            ),
+            (
+                "https://id.example/realms/r/.well-known/openid-configuration",
+                "https://id.example/realms/r",
+            ),
+            (
+                " https://git.example/.well-known/openid-configuration ",
+                "https://git.example",
+            ),
+            ("", ""),
+        ] {
+            assert_eq!(normalize_issuer(given), issuer, "{given:?}");
+        }
+    }
+
+    #[test]
+    fn plain_http_only_on_loopback_or_when_allowed() {
+        for (url, allowed, ok) in [
+            ("https://id.example", false, true),
+            ("http://id.example", false, false),
+            ("http://id.example", true, true),
+            ("http://127.0.0.1:8080", false, true),
+            ("http://127.200.3.4", false, true),
+            ("http://[::1]:9000/x", false, true),
+            ("http://LOCALHOST:9000", false, true),
+            ("http://localhost.example.com", false, false),
+            ("http://10.0.0.1", false, false),
+            ("http://[::2]", false, false),
+        ] {
+            assert_eq!(
+                check_provider_url(url, allowed).is_ok(),
+                ok,
+                "{url} {allowed}"
+            );
+        }
     }
 
     #[test]
@@ -460,6 +586,26 @@ mod validation_tests {
                 "oauth.generic.github",
             ),
             ("[oauth]\ntimeout_ms = 0\n", "oauth.timeout_ms"),
+            (
+                "[oauth.generic.kc]\nclient_id = \"x\"\nissuer = \"https://id.example\"\n\
+                 scopes = [\"profile\"]\n",
+                "oauth.generic.kc.scopes",
+            ),
+            // Plain http away from loopback, in a configured URL of any provider.
+            (
+                "[oauth.generic.gitea]\nclient_id = \"x\"\nissuer = \"http://git.example\"\n",
+                "oauth.generic.gitea.issuer",
+            ),
+            (
+                "[oauth.github]\nenabled = true\nclient_id = \"x\"\nclient_secret = \"y\"\n\
+                 api_url = \"http://github.example.com\"\n",
+                "oauth.github.api_url",
+            ),
+            (
+                "[oauth.google]\nenabled = true\nclient_id = \"x\"\nclient_secret = \"y\"\n\
+                 token_url = \"http://192.168.1.9/token\"\n",
+                "oauth.google.token_url",
+            ),
         ];
         for (toml, key) in cases {
             assert_eq!(problems(toml), [key], "{toml}");
@@ -470,6 +616,12 @@ mod validation_tests {
             "[oauth.generic.keycloak]\nclient_id = \"x\"\n\
              issuer = \"https://id.example/realms/r\"\n",
             "[oauth.generic.off]\nenabled = false\n",
+            // The discovery URL form, loopback http, and http allowed on purpose.
+            "[oauth.generic.kc]\nclient_id = \"x\"\n\
+             issuer = \"https://id.example/realms/r/.well-known/openid-configuration\"\n",
+            "[oauth.generic.local]\nclient_id = \"x\"\nissuer = \"http://localhost:9000\"\n",
+            "[oauth.generic.lab]\nclient_id = \"x\"\nissuer = \"http://lab.example\"\n\
+             allow_insecure_http = true\n",
         ];
         for toml in complete {
             assert!(problems(toml).is_empty(), "{toml}: {:?}", problems(toml));

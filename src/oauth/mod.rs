@@ -1,23 +1,33 @@
 //! Sign-in with GitHub, Google and any OAuth2/OIDC provider named in `[oauth]`.
 //!
 //! - [`provider`]: a configured provider: endpoints (or OIDC discovery), the authorization URL
-//!   with PKCE S256, the code exchange, and the user info that says who signed in.
+//!   with PKCE S256 (and a nonce for OIDC), the code exchange, the ID token's verification,
+//!   and the user info that says who signed in.
 //! - [`pending`]: sign-ins between start and callback, keyed by the id in a short-lived cookie.
+//! - `issuer`: the account an OIDC identity is linked to, by (issuer, `sub`).
+//! - `log_text`: text from a provider, escaped and capped for the log.
 //! - [`username`]: unique local usernames derived from provider logins.
 //! - [`routes`]: the browser routes `/auth/{provider}/start` and `/auth/{provider}/callback`.
 //! - [`page`]: the HTML pages those routes show when a sign-in fails.
 //!
-//! An identity (provider, provider's user id) maps to one local user (`store::identities`). A
-//! first sign-in creates the user; a sign-in started by a signed-in user links the identity to
-//! them instead. A successful sign-in ends in [`crate::auth::AuthService::start_session`], the
-//! same session as a password login.
+//! An identity maps to one local user (`store::identities`): (issuer, `sub`) for OIDC providers,
+//! (provider name, provider's user id) for plain OAuth2 ones. A first sign-in creates the user;
+//! a sign-in started by a signed-in user links the identity to them instead. OIDC identities
+//! linked before issuers were recorded are read as the provider's current issuer at their next
+//! sign-in and moved under it; once a provider's issuer changes, identities linked under an
+//! earlier one are refused ([`OAuthError::IssuerChanged`]), never signed in to. A successful
+//! sign-in ends in [`crate::auth::AuthService::start_session`], the same session as a password
+//! login.
 
+mod issuer;
+mod log_text;
 pub mod page;
 pub mod pending;
 pub mod provider;
 pub mod routes;
 pub mod username;
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,7 +43,9 @@ use crate::store::identities::{IdentityRecord, IdentityStoreError};
 use crate::store::{Store, StoreError, UserRecord};
 use pending::{Flow, PendingFlows, Refused};
 use provider::{Provider, ProviderUser};
+use tokio::sync::OnceCell;
 
+pub use log_text::log_text;
 pub use routes::router;
 
 /// The cookie that binds a sign-in's `state` to the browser that started it.
@@ -63,6 +75,17 @@ pub enum OAuthError {
     Misconfigured(String),
     #[error("the provider's answer is unusable: {0}")]
     BadAnswer(String),
+    #[error("the ID token is refused: {0}")]
+    IdTokenRefused(String),
+    #[error(
+        "provider {provider}: the identity is linked under the earlier issuer {earlier}, and \
+         the provider's issuer is now {now}; it is not signed in to that account"
+    )]
+    IssuerChanged {
+        provider: String,
+        earlier: String,
+        now: String,
+    },
     #[error("registration is closed")]
     RegistrationClosed,
     #[error("the account is disabled")]
@@ -123,6 +146,8 @@ pub struct Callback {
     pub code: Option<String>,
     pub error: Option<String>,
     pub error_description: Option<String>,
+    /// The issuer the answer claims to come from (RFC 9207), against mix-ups between providers.
+    pub iss: Option<String>,
 }
 
 /// A finished sign-in.
@@ -147,6 +172,9 @@ pub struct OAuth {
     store: Store,
     allow_registration: bool,
     state_ttl: Duration,
+    /// Per OIDC provider, the issuers other than its current one that identities were linked
+    /// under; read from the store at the first sign-in that needs it.
+    earlier_issuers: OnceCell<HashMap<String, Vec<String>>>,
 }
 
 impl OAuth {
@@ -167,8 +195,16 @@ impl OAuth {
             tracing::info!(
                 provider = %provider.name,
                 callback = %provider.redirect_url(),
+                issuer = provider.issuer().unwrap_or("(none: plain OAuth2)"),
                 "sign-in provider enabled"
             );
+            if provider.allows_insecure_http() {
+                tracing::warn!(
+                    provider = %provider.name,
+                    "allow_insecure_http is set: this provider may be reached over plain http, \
+                     where anyone on the network path can answer as it and sign in as anyone"
+                );
+            }
         }
         let state_ttl = Duration::from_secs(oauth.state_ttl_secs);
         Ok(OAuth {
@@ -178,6 +214,7 @@ impl OAuth {
             store,
             allow_registration: config.auth.allow_registration,
             state_ttl,
+            earlier_issuers: OnceCell::new(),
         })
     }
 
@@ -208,9 +245,15 @@ impl OAuth {
     ) -> Result<Started, OAuthError> {
         let random = || token::generate().map_err(|e| OAuthError::Internal(e.to_string()));
         let (state, flow_id) = (random()?, random()?);
-        let (url, verifier) = provider.authorize_url(&self.http, state.clone()).await?;
+        let nonce = match provider.issuer() {
+            Some(_) => Some(random()?),
+            None => None,
+        };
+        let (url, verifier) = provider
+            .authorize_url(&self.http, state.clone(), nonce.as_deref())
+            .await?;
         let client = crate::auth::throttle::ip_key(client);
-        let flow = Flow::new(
+        let mut flow = Flow::new(
             provider.name.clone(),
             state,
             verifier,
@@ -218,6 +261,7 @@ impl OAuth {
             link_user,
             client,
         );
+        flow.nonce = nonce;
         match self.pending.insert(flow_id.clone(), flow) {
             Ok(()) => {}
             Err(Refused::Full) => return Err(OAuthError::Busy),
@@ -245,13 +289,21 @@ impl OAuth {
         if flow.provider != provider.name || !state_matches {
             return Err(OAuthError::BadState);
         }
+        // Before the answer is believed, errors included (RFC 9207, section 2.4).
+        provider
+            .check_callback_issuer(&self.http, callback.iss.as_deref())
+            .await?;
         if let Some(error) = callback.error {
             if error == "access_denied" {
                 return Err(OAuthError::Denied);
             }
+            // The provider's words, from the browser's URL: escaped and capped for the log.
             let description = callback.error_description.unwrap_or_default();
             return Err(OAuthError::ProviderRefused(format!(
-                "{error}: {description}"
+                "provider {}: {}: {}",
+                provider.name,
+                log_text(&error),
+                log_text(&description)
             )));
         }
         if flow.link_user.is_some() && flow.link_user != signed_in {
@@ -261,7 +313,9 @@ impl OAuth {
             .code
             .filter(|c| !c.is_empty())
             .ok_or(OAuthError::MissingCode)?;
-        let who = provider.sign_in(&self.http, code, flow.verifier).await?;
+        let who = provider
+            .sign_in(&self.http, code, flow.verifier, flow.nonce.as_deref())
+            .await?;
         let outcome = match flow.link_user {
             Some(user_id) => {
                 self.link(provider, who, user_id).await?;
@@ -278,7 +332,7 @@ impl OAuth {
         provider: &Provider,
         who: ProviderUser,
     ) -> Result<UserRecord, OAuthError> {
-        if let Some(id) = self.store.identity_user(&provider.name, &who.subject)? {
+        if let Some(id) = self.linked_user(provider, &who).await? {
             return self.existing(id);
         }
         if !self.allow_registration {
@@ -348,6 +402,13 @@ impl OAuth {
         who: ProviderUser,
         user_id: u64,
     ) -> Result<(), OAuthError> {
+        // The store sees only the issuer's key; an identity linked under the provider's name
+        // (before issuers were recorded) or an earlier issuer is found here.
+        match self.linked_user(provider, &who).await? {
+            Some(owner) if owner == user_id => return Ok(()),
+            Some(_) => return Err(OAuthError::LinkedElsewhere),
+            None => {}
+        }
         let ticket = self.store.ticket();
         match self
             .store
@@ -368,6 +429,7 @@ impl OAuth {
     fn record(&self, provider: &Provider, who: &ProviderUser) -> IdentityRecord {
         IdentityRecord {
             provider: provider.name.clone(),
+            issuer: provider.issuer().map(str::to_string),
             subject: who.subject.clone(),
             login: who.login.clone(),
             email: who.email.clone(),

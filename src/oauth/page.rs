@@ -90,6 +90,20 @@ impl OAuthError {
                 "The provider could not be reached or gave an answer this server cannot use. \
                  Please try again in a few minutes.",
             ),
+            E::IdTokenRefused(_) => (
+                StatusCode::BAD_GATEWAY,
+                "Sign-in could not be verified",
+                "The provider's statement of who you are did not pass this server's checks, so \
+                 you are not signed in. Please start signing in again; if it keeps happening, \
+                 tell the person who runs this server (the server log has the details).",
+            ),
+            E::IssuerChanged { .. } => (
+                StatusCode::CONFLICT,
+                "Sign-in provider changed",
+                "This server now sends this sign-in to a different identity provider than the \
+                 one your account was linked with, so you are not signed in to that account. \
+                 Please tell the person who runs this server; the server log has the details.",
+            ),
             E::Timeout => (
                 StatusCode::GATEWAY_TIMEOUT,
                 "Sign-in provider too slow",

@@ -1,7 +1,7 @@
 //! Sign-ins in progress: what the start of a flow must hand to its callback.
 //!
 //! The browser holds only a random flow id in a short-lived cookie; the `state`, the PKCE
-//! verifier, where to go afterwards and whom to link stay here. A flow is taken out at its
+//! verifier, the OIDC nonce, where to go afterwards and whom to link stay here. A flow is taken out at its
 //! callback whatever the outcome, so a callback URL (and its code) works at most once.
 //!
 //! Starting a flow needs no account, so the flows are bounded per client address as well as in
@@ -19,6 +19,9 @@ pub struct Flow {
     pub state: String,
     /// The PKCE code verifier; only its S256 challenge left this server.
     pub verifier: String,
+    /// The OIDC `nonce` sent to the provider, which its ID token must carry back (none for
+    /// plain OAuth2 providers).
+    pub nonce: Option<String>,
     /// A same-site path to land on afterwards.
     pub next: String,
     /// Set when a signed-in user links this provider to their account.
@@ -41,6 +44,7 @@ impl Flow {
             provider,
             state,
             verifier,
+            nonce: None,
             next,
             link_user,
             client,

@@ -136,6 +136,7 @@ async fn callback(
                 "code" => &mut callback.code,
                 "error" => &mut callback.error,
                 "error_description" => &mut callback.error_description,
+                "iss" => &mut callback.iss,
                 _ => continue,
             };
             slot.get_or_insert(value);

@@ -1,9 +1,14 @@
 //! Sign-in identities at OAuth providers and the local users they map to.
 //!
-//! Keys: `identities` provider ++ 0x00 ++ provider's user id -> local user id (u64 BE);
-//! `user_identities` user id (u64 BE) -> JSON list of [`IdentityRecord`], at most one per
-//! provider. Both trees change only together, in transactions, so the two directions agree and
+//! Keys: `identities` space ++ 0x00 ++ provider's user id -> local user id (u64 BE), where the
+//! space is the OIDC issuer for identities verified by one ([`IdentityRecord::issuer`]) and the
+//! configured provider name otherwise (plain OAuth2, and OIDC identities linked before issuers
+//! were recorded, until [`Store::adopt_issuer`] moves them); issuers are URLs and provider names
+//! cannot contain ':', so the two never meet. `user_identities` user id (u64 BE) -> JSON list of
+//! [`IdentityRecord`], at most one per provider. Both trees change only together, in transactions, so the two directions agree and
 //! the last-sign-in-method check in [`Store::unlink_identity`] cannot race another unlink.
+
+use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
@@ -17,6 +22,11 @@ use super::{decode, encode, Result, Store, StoreError};
 pub struct IdentityRecord {
     /// The configured provider name: `github`, `google`, or a generic provider's name.
     pub provider: String,
+    /// The OIDC issuer that vouched for the identity, which keys it together with `subject`:
+    /// re-pointing a provider name at another issuer cannot reach it. None for plain OAuth2
+    /// providers and for identities linked before issuers were recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
     /// The provider's stable id of the user (GitHub's numeric id, OIDC's `sub`).
     pub subject: String,
     /// The provider's login when linked (shown to the user; not used for matching).
@@ -54,11 +64,21 @@ enum Abort {
 
 type TxResult<T> = std::result::Result<T, ConflictableTransactionError<Abort>>;
 
-fn identity_key(provider: &str, subject: &str) -> Vec<u8> {
-    let mut key = provider.as_bytes().to_vec();
+fn identity_key(space: &str, subject: &str) -> Vec<u8> {
+    let mut key = space.as_bytes().to_vec();
     key.push(0);
     key.extend_from_slice(subject.as_bytes());
     key
+}
+
+impl IdentityRecord {
+    /// Its key in `identities`: under its issuer if it has one, else under the provider name.
+    fn key(&self) -> Vec<u8> {
+        identity_key(
+            self.issuer.as_deref().unwrap_or(&self.provider),
+            &self.subject,
+        )
+    }
 }
 
 fn refuse<T>(e: IdentityStoreError) -> TxResult<T> {
@@ -115,11 +135,12 @@ impl super::WriteError for IdentityStoreError {
 }
 
 impl Store {
-    /// The local user an identity maps to.
-    pub fn identity_user(&self, provider: &str, subject: &str) -> Result<Option<u64>> {
+    /// The local user an identity maps to; `space` is the issuer of an OIDC identity, the
+    /// provider name of any other (see the module's keys).
+    pub fn identity_user(&self, space: &str, subject: &str) -> Result<Option<u64>> {
         self.trees()?
             .identities
-            .get(identity_key(provider, subject))?
+            .get(identity_key(space, subject))?
             .map(|raw| read_id(&raw))
             .transpose()
     }
@@ -147,7 +168,7 @@ impl Store {
             let record = new.into_record(id);
             let encoded_user = encode(&record);
             let encoded_list = encode(&vec![identity.clone()]);
-            let key = identity_key(&identity.provider, &identity.subject);
+            let key = identity.key();
             let outcome = (&t.usernames, &t.users, &t.identities, &t.user_identities).transaction(
                 |(names, users, identities, by_user)| {
                     if let Some(raw) = identities.get(&key)? {
@@ -177,7 +198,7 @@ impl Store {
         identity: IdentityRecord,
     ) -> Result<(), IdentityStoreError> {
         self.write(|t| {
-            let key = identity_key(&identity.provider, &identity.subject);
+            let key = identity.key();
             let outcome = (&t.users, &t.identities, &t.user_identities).transaction(
                 |(users, identities, by_user)| {
                     if user_in(users, user_id)?.is_none() {
@@ -229,7 +250,7 @@ impl Store {
                     if !remains {
                         return refuse(IdentityStoreError::LastMethod);
                     }
-                    identities.remove(identity_key(&removed.provider, &removed.subject))?;
+                    identities.remove(removed.key())?;
                     if list.is_empty() {
                         by_user.remove(&user_id.to_be_bytes())?;
                     } else {
@@ -238,6 +259,57 @@ impl Store {
                     Ok(removed)
                 },
             );
+            finish(outcome)
+        })
+    }
+
+    /// The issuers recorded on identities of the provider named `provider`.
+    pub fn issuers_of_provider(&self, provider: &str) -> Result<BTreeSet<String>> {
+        let mut issuers = BTreeSet::new();
+        for entry in self.trees()?.user_identities.iter() {
+            let (_, raw) = entry?;
+            let list: Vec<IdentityRecord> = decode("user_identities", &raw)?;
+            issuers.extend(
+                list.into_iter()
+                    .filter(|i| i.provider == provider)
+                    .filter_map(|i| i.issuer),
+            );
+        }
+        Ok(issuers)
+    }
+
+    /// Upgrades in place the user's identity at `provider` that was linked before issuers
+    /// were recorded: it is read as `issuer`'s and moved under it.
+    pub fn adopt_issuer(
+        &self,
+        user_id: u64,
+        provider: &str,
+        issuer: &str,
+    ) -> Result<(), IdentityStoreError> {
+        self.write(|t| {
+            let outcome =
+                (&t.identities, &t.user_identities).transaction(|(identities, by_user)| {
+                    let mut list = list_in(by_user, user_id)?;
+                    let Some(record) = list
+                        .iter_mut()
+                        .find(|i| i.provider == provider && i.issuer.is_none())
+                    else {
+                        return refuse(IdentityStoreError::NotLinked);
+                    };
+                    let old_key = record.key();
+                    record.issuer = Some(issuer.to_string());
+                    let new_key = record.key();
+                    if let Some(raw) = identities.get(&new_key)? {
+                        let owner = read_id(&raw).map_err(corrupt)?;
+                        if owner != user_id {
+                            return refuse(IdentityStoreError::LinkedTo(owner));
+                        }
+                    }
+                    identities.remove(old_key)?;
+                    identities.insert(new_key, &user_id.to_be_bytes())?;
+                    by_user.insert(&user_id.to_be_bytes(), encode(&list))?;
+                    Ok(())
+                });
             finish(outcome)
         })
     }
@@ -250,6 +322,7 @@ mod tests {
     fn identity(provider: &str, subject: &str) -> IdentityRecord {
         IdentityRecord {
             provider: provider.into(),
+            issuer: None,
             subject: subject.into(),
             login: "octo".into(),
             email: None,
@@ -322,5 +395,68 @@ mod tests {
         store.link_identity(pw.id, identity("github", "9")).unwrap();
         store.unlink_identity(pw.id, "github", &everyone).unwrap();
         assert!(store.identities_of(pw.id).unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn oidc_identities_are_keyed_by_issuer_and_old_ones_move_under_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let issued = |subject: &str| IdentityRecord {
+            issuer: Some("https://id.example".into()),
+            ..identity("idp", subject)
+        };
+        let new = store
+            .create_user_with_identity(new_user("new", false), issued("s1"))
+            .unwrap();
+        assert_eq!(
+            store.identity_user("https://id.example", "s1").unwrap(),
+            Some(new.id)
+        );
+        assert_eq!(
+            store.identity_user("idp", "s1").unwrap(),
+            None,
+            "not by name"
+        );
+
+        // One linked before issuers were recorded: under the name until adopted.
+        let old = store
+            .create_user_with_identity(new_user("old", false), identity("idp", "s2"))
+            .unwrap();
+        assert_eq!(store.identity_user("idp", "s2").unwrap(), Some(old.id));
+        store
+            .adopt_issuer(old.id, "idp", "https://id.example")
+            .unwrap();
+        assert_eq!(store.identity_user("idp", "s2").unwrap(), None);
+        assert_eq!(
+            store.identity_user("https://id.example", "s2").unwrap(),
+            Some(old.id)
+        );
+        assert_eq!(
+            store.identities_of(old.id).unwrap()[0].issuer.as_deref(),
+            Some("https://id.example")
+        );
+        assert!(matches!(
+            store.adopt_issuer(old.id, "idp", "https://id.example"),
+            Err(IdentityStoreError::NotLinked)
+        ));
+        assert_eq!(
+            store
+                .issuers_of_provider("idp")
+                .unwrap()
+                .into_iter()
+                .collect::<Vec<_>>(),
+            ["https://id.example"]
+        );
+        assert!(store.issuers_of_provider("github").unwrap().is_empty());
+
+        // Unlinking removes the issuer's key.
+        store
+            .link_identity(old.id, identity("github", "7"))
+            .unwrap();
+        store.unlink_identity(old.id, "idp", &|_| true).unwrap();
+        assert_eq!(
+            store.identity_user("https://id.example", "s2").unwrap(),
+            None
+        );
     }
 }

@@ -16,6 +16,8 @@ use reqwest::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
 use reqwest::{StatusCode, Url};
 use serde_json::{json, Value};
 
+mod oidc;
+
 /// What the server believes its public URL is; the test maps it onto the real address.
 const PUBLIC: &str = "http://hearth.test";
 
@@ -39,6 +41,8 @@ fn google(mock: &Mock) -> GoogleConfig {
         enabled: true,
         client_id: CLIENT_ID.into(),
         client_secret: Secret::new(CLIENT_SECRET),
+        // Google's ID tokens are verified against the keys its issuer's discovery names.
+        issuer: mock.base.clone(),
         auth_url: mock.url("/authorize"),
         token_url: mock.url("/token"),
         userinfo_url: mock.url("/userinfo"),
