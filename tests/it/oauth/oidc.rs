@@ -173,7 +173,7 @@ async fn identities_are_keyed_by_issuer_and_a_changed_issuer_is_refused() {
         .store()
         .create_user_with_identity(
             NewUser {
-                username: "oldtimer".into(),
+                username: hearth::ids::Username::parse("oldtimer").unwrap(),
                 display_name: "Old Timer".into(),
                 password_hash: None,
                 bot: false,
