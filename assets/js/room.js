@@ -300,11 +300,12 @@ export class RoomView {
       h('div', { class: 'reactions', hidden: true }),
       h('div', { class: 'msg-tools' },
         h('time', { class: 'time time-inline' }),
+        h('button', { class: 'icon-btn msg-reply', type: 'button', 'aria-label': 'Reply', title: 'Reply' }, icon('reply')),
+        // Last, so that Shift+Tab from the composer lands on the newest message's reactions.
         h('button', {
           class: 'icon-btn react-add', type: 'button', 'aria-label': 'Add a reaction', 'aria-haspopup': 'true',
           title: 'Add a reaction',
-        }, icon('smile')),
-        h('button', { class: 'icon-btn msg-reply', type: 'button', 'aria-label': 'Reply', title: 'Reply' }, icon('reply'))));
+        }, icon('smile'))));
     const row = rowTemplate.cloneNode(true);
     const [text, reactions, tools] = row.children;
     row.id = `m-${item.seq}`;
@@ -322,11 +323,12 @@ export class RoomView {
     if ((item.mentions || []).includes(state.me.username)) row.classList.add('msg-mentions-me');
     if (Object.values(item.reactions || {}).some((users) => users.length)) reactions.replaceWith(this.reactionsEl(item));
     const mine = item.author === state.me.username;
+    const react = tools.lastElementChild;
     if (mine && item.kind === 'chat') {
-      tools.append(h('button', { class: 'icon-btn msg-edit', type: 'button', 'aria-label': 'Edit', title: 'Edit' }, icon('edit')));
+      react.before(h('button', { class: 'icon-btn msg-edit', type: 'button', 'aria-label': 'Edit', title: 'Edit' }, icon('edit')));
     }
     if (mine || this.room.host === state.me.username) {
-      tools.append(h('button', { class: 'icon-btn msg-delete', type: 'button', 'aria-label': 'Delete', title: 'Delete' }, icon('trash')));
+      react.before(h('button', { class: 'icon-btn msg-delete', type: 'button', 'aria-label': 'Delete', title: 'Delete' }, icon('trash')));
     }
     return row;
   }
