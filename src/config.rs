@@ -192,6 +192,10 @@ pub struct RoomsConfig {
     /// Bytes of items one `joined` or `history` answer (or HTTP history page) carries at
     /// most; fewer items are sent, with `more: true`, and the client pages for the rest.
     pub max_page_bytes: usize,
+    /// Unread items counted per room for a room object's `unread` and `mentions`; past it the
+    /// counts stop (and say so by equalling it), so a room left unread for a year costs no more
+    /// to list than this many items.
+    pub max_unread_counted: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -239,6 +243,7 @@ impl Default for RoomsConfig {
             unknown_code_max_per_ip: 20,
             unknown_code_window_secs: 600,
             max_page_bytes: 512 << 10,
+            max_unread_counted: 1000,
         }
     }
 }
@@ -509,6 +514,10 @@ impl Config {
                 self.ws.outbound_queue_bytes as u64,
             ),
             ("rooms.max_page_bytes", self.rooms.max_page_bytes as u64),
+            (
+                "rooms.max_unread_counted",
+                self.rooms.max_unread_counted as u64,
+            ),
             ("ws.write_timeout_secs", self.ws.write_timeout_secs),
             ("ws.ping_interval_secs", self.ws.ping_interval_secs),
             ("ws.idle_timeout_secs", self.ws.idle_timeout_secs),

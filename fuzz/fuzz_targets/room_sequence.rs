@@ -36,6 +36,9 @@ enum Frame {
     Delete {
         seq: u8,
     },
+    Read {
+        seq: u8,
+    },
     History {
         before: Option<u16>,
         limit: Option<u16>,
@@ -91,6 +94,7 @@ fn to_json(op: &Op, room: &str, reference: &str) -> Value {
         }
         Frame::Edit { seq, text } => json!({"type": "edit", "seq": seq, "text": text}),
         Frame::Delete { seq } => json!({"type": "delete", "seq": seq}),
+        Frame::Read { seq } => json!({"type": "read", "seq": seq}),
         Frame::History { before, limit } => {
             json!({"type": "history", "before": before, "limit": limit})
         }

@@ -7,7 +7,7 @@ mod rooms;
 use std::sync::Arc;
 
 use axum::extract::FromRef;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
 
 use crate::auth::origin::AllowedOrigins;
@@ -49,5 +49,6 @@ pub fn router() -> Router<ApiState> {
         .route("/rooms", post(rooms::create).get(rooms::mine))
         .route("/rooms/{code}", get(rooms::one))
         .route("/rooms/{code}/messages", get(rooms::messages))
+        .route("/rooms/{code}/notify", put(rooms::notify))
         .fallback(|| async { AppError::NotFound })
 }

@@ -14,10 +14,10 @@ use super::ApiState;
 use crate::http::error::{ApiJson, ApiPath, AppError};
 use crate::http::extract::{ClientIp, CurrentUser};
 use crate::ids::{RoomCode, Seq};
-use crate::protocol::view::{MemberView, RoomView};
-use crate::rooms::{create, RoomCommand, RoomError};
+use crate::protocol::view::{MemberView, RoomView, Standing};
+use crate::rooms::{create, reads, RoomCommand, RoomError};
 use crate::rooms::{fit_page, history_limit, Keep};
-use crate::store::rooms::RoomRecord;
+use crate::store::rooms::{MemberRecord, NotifyLevel, RoomRecord};
 
 #[derive(Deserialize)]
 pub struct NewRoom {
@@ -49,13 +49,54 @@ pub async fn mine(
     State(state): State<ApiState>,
     current: CurrentUser,
 ) -> Result<Json<Value>, AppError> {
-    let rooms: Vec<RoomView> = state
-        .store
-        .rooms_of_user(current.auth.user.id)?
-        .iter()
-        .map(RoomView::from)
-        .collect();
+    let user = current.auth.user.id;
+    let mut rooms = Vec::new();
+    for room in state.store.rooms_of_user(user)? {
+        let mut view = RoomView::from(&room);
+        // Left between the two reads: listed without a standing.
+        if let Some(member) = state.store.member(&room.code, user)? {
+            view = view.with_standing(standing_of(&state, &room, &member)?);
+        }
+        rooms.push(view);
+    }
     Ok(Json(json!({ "rooms": rooms })))
+}
+
+fn standing_of(
+    state: &ApiState,
+    room: &RoomRecord,
+    member: &MemberRecord,
+) -> Result<Standing, AppError> {
+    let max = state.config.rooms.max_unread_counted;
+    Ok(reads::standing(&state.store, &room.code, member, max)?)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyBody {
+    level: NotifyLevel,
+}
+
+/// `PUT /api/rooms/{code}/notify`: what the caller is notified of in this room.
+pub async fn notify(
+    State(state): State<ApiState>,
+    current: CurrentUser,
+    ClientIp(ip): ClientIp,
+    ApiPath(code): ApiPath<String>,
+    ApiJson(body): ApiJson<NotifyBody>,
+) -> Result<Json<Value>, AppError> {
+    let (room, _) = member_room(&state, &current, ip, &code)?;
+    let (done, stored) = oneshot::channel();
+    let command = RoomCommand::Notify {
+        user: current.auth.user.id,
+        level: body.level,
+        done,
+    };
+    state.rooms.send(&room.code, command).await?;
+    stored
+        .await
+        .unwrap_or(Err(RoomError::Internal("the room stopped".into())))?;
+    Ok(Json(json!({ "level": body.level })))
 }
 
 pub async fn one(
@@ -64,7 +105,8 @@ pub async fn one(
     ClientIp(ip): ClientIp,
     ApiPath(code): ApiPath<String>,
 ) -> Result<Json<Value>, AppError> {
-    let room = member_room(&state, &current, ip, &code)?;
+    let (room, member) = member_room(&state, &current, ip, &code)?;
+    let standing = standing_of(&state, &room, &member)?;
     let online = online_members(&state, &room.code).await;
     let mut members = state.store.members(&room.code)?;
     members.sort_by_key(|(_, m)| m.since);
@@ -78,7 +120,7 @@ pub async fn one(
         })
         .collect();
     Ok(Json(
-        json!({ "room": RoomView::from(&room), "members": members }),
+        json!({ "room": RoomView::from(&room).with_standing(standing), "members": members }),
     ))
 }
 
@@ -96,7 +138,7 @@ pub async fn messages(
     query: Result<Query<HistoryQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, AppError> {
     let Query(query) = query.map_err(|e| AppError::BadRequest(e.body_text()))?;
-    let room = member_room(&state, &current, ip, &code)?;
+    let (room, _) = member_room(&state, &current, ip, &code)?;
     let limit = history_limit(query.limit)?;
     let mut page = state.store.items_before(&room.code, query.before, limit)?;
     fit_page(&mut page, state.config.rooms.max_page_bytes, Keep::Newest);
@@ -110,17 +152,17 @@ fn member_room(
     current: &CurrentUser,
     ip: IpAddr,
     raw: &str,
-) -> Result<RoomRecord, AppError> {
+) -> Result<(RoomRecord, MemberRecord), AppError> {
     let user = current.auth.user.id;
     let code = state.limits.admit(&state.store, ip, Some(user), raw)?;
     let Some(room) = state.store.room(&code)? else {
         state.limits.unknown_code(ip);
         return Err(RoomError::UnknownRoom.into());
     };
-    if !state.store.is_member(&room.code, user)? {
+    let Some(member) = state.store.member(&room.code, user)? else {
         return Err(RoomError::NotMember.into());
-    }
-    Ok(room)
+    };
+    Ok((room, member))
 }
 
 /// Members with a subscribed socket; nobody when the room's actor is not running.

@@ -40,6 +40,9 @@ pub enum Action {
     Delete {
         seq: Seq,
     },
+    Read {
+        seq: Seq,
+    },
     History {
         #[serde(default)]
         before: Option<Seq>,

@@ -19,4 +19,4 @@ pub use crate::store::rooms::Item;
 pub use client::{parse, Action, Envelope, FrameError, MAX_REF_CHARS};
 pub use codes::ErrorCode;
 pub use server::ServerFrame;
-pub use view::{CommandView, LimitsView, MemberView, RoomView};
+pub use view::{CommandView, LimitsView, MemberView, RoomView, Standing};

@@ -60,6 +60,11 @@ pub enum ServerFrame<'a> {
         seq: Seq,
         by: &'a str,
     },
+    /// To a member's other sockets: they have read up to `seq`.
+    Read {
+        room: &'a str,
+        seq: Seq,
+    },
     Presence {
         room: &'a str,
         user: &'a str,

@@ -2,16 +2,43 @@
 
 use serde::Serialize;
 
-use crate::ids::{RoomCode, Username};
-use crate::store::rooms::RoomRecord;
+use crate::ids::{RoomCode, Seq, Username};
+use crate::store::rooms::{NotifyLevel, RoomRecord};
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct RoomView {
     pub code: RoomCode,
     pub name: String,
+    /// `room` (direct messages, when they come, are `dm`).
+    pub kind: &'static str,
     /// The host's username.
     pub host: Username,
     pub created_at: u64,
+    /// Where the member the view is for stands; absent where the view is for nobody in
+    /// particular (an invite page).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub standing: Option<Standing>,
+}
+
+/// A member's place in a room: how far it goes, how far they have read, how much of the rest
+/// is unread and names them, and what they are notified of.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct Standing {
+    pub last_seq: Seq,
+    pub read_seq: Seq,
+    /// Items after `read_seq` by others, tombstones not counted, at most
+    /// `rooms.max_unread_counted` examined.
+    pub unread: usize,
+    /// Of those, the ones that mention the member.
+    pub mentions: usize,
+    pub notify: NotifyLevel,
+}
+
+impl RoomView {
+    pub fn with_standing(mut self, standing: Standing) -> RoomView {
+        self.standing = Some(standing);
+        self
+    }
 }
 
 impl From<&RoomRecord> for RoomView {
@@ -19,8 +46,10 @@ impl From<&RoomRecord> for RoomView {
         RoomView {
             code: room.code.clone(),
             name: room.name.clone(),
+            kind: "room",
             host: room.host_username.clone(),
             created_at: room.created_at,
+            standing: None,
         }
     }
 }

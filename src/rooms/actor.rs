@@ -47,11 +47,15 @@ pub(super) enum Effect {
         frame: Utf8Bytes,
         except_user: Option<u64>,
     },
-    /// A frame for every socket of a user, subscribed or not (kicked).
-    ToUser { user: u64, frame: Utf8Bytes },
+    /// A frame for every socket of a user, subscribed or not (kicked), but `except`.
+    ToUser {
+        user: u64,
+        frame: Utf8Bytes,
+        except: Option<ConnId>,
+    },
     /// A command's job is stored: hand it to its plugin's worker (only if durable).
     Enqueue { plugin: String, job: u64 },
-    /// Tell a waiting bot worker whether its answer is durable.
+    /// Tell whoever waits (a bot worker, an HTTP request) whether the write is durable.
     Answered {
         done: oneshot::Sender<Result<bool, RoomError>>,
         posted: bool,
@@ -260,6 +264,7 @@ impl RoomActor {
             RoomCommand::Client { request, action } => self.handle_client(*request, action),
             RoomCommand::BotAnswer { job, actions, done } => self.bot_answer(*job, actions, done),
             RoomCommand::Unsubscribe { conn, user } => self.unsubscribe(conn, user),
+            RoomCommand::Notify { user, level, done } => self.set_notify(user, level, done),
             RoomCommand::Online { reply } => {
                 let online: HashSet<u64> = self.online.keys().copied().collect();
                 let _ = reply.send(online);
@@ -351,9 +356,15 @@ impl RoomActor {
                         }
                     }
                 }
-                Effect::ToUser { user, frame } if durable => {
+                Effect::ToUser {
+                    user,
+                    frame,
+                    except,
+                } if durable => {
                     for conn in self.ctx.connections.of_user(user) {
-                        conn.deliver(&frame);
+                        if Some(conn.id()) != except {
+                            conn.deliver(&frame);
+                        }
                     }
                 }
                 Effect::Enqueue { plugin, job } => {

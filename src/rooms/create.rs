@@ -30,6 +30,8 @@ pub async fn create_room(
         display_name: creator.display_name.clone(),
         since: Seq::FIRST,
         joined_at: now,
+        read_seq: Some(Seq::FIRST),
+        notify: None,
     };
     for _ in 0..CODE_ATTEMPTS {
         let code = RoomCode::generate().map_err(|e| RoomError::Internal(e.to_string()))?;

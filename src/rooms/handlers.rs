@@ -29,6 +29,7 @@ impl RoomActor {
             Action::Send { text, reply_to } => self.send(&request, &text, reply_to),
             Action::Edit { seq, text } => self.edit(&request, seq, &text),
             Action::Delete { seq } => self.delete(&request, seq),
+            Action::Read { seq } => self.read(&request, seq),
             Action::History { before, limit } => self.history(&request, before, limit),
             Action::React { seq, emoji, on } => self.react(&request, seq, &emoji, on),
             Action::Typing => self.typing(&request),
@@ -77,11 +78,15 @@ impl RoomActor {
         let mut items = Vec::new();
         if !self.members.contains_key(&caller.id) {
             let takes_over = self.members.is_empty();
+            // The join item and, when the joiner takes over, the host change: read already.
+            let own_items = if takes_over { 2 } else { 1 };
             let member = MemberRecord {
                 username: caller.username.clone(),
                 display_name: caller.display_name.clone(),
                 since: self.next_seq,
                 joined_at: now_ms(),
+                read_seq: Some(Seq::new(self.next_seq.get() + own_items - 1)),
+                notify: None,
             };
             self.ctx.store.put_member(&self.code, caller.id, &member)?;
             self.members.insert(caller.id, member);
@@ -98,10 +103,20 @@ impl RoomActor {
         }
         let came_online = self.subscribe(&req.conn);
         let members = self.member_views();
+        let mut room = RoomView::from(&self.room);
+        if let Some(member) = self.members.get(&caller.id) {
+            let standing = super::reads::standing(
+                &self.ctx.store,
+                &self.code,
+                member,
+                self.ctx.config.max_unread_counted,
+            )?;
+            room = room.with_standing(standing);
+        }
         let commands = self.ctx.bots.commands();
         let frame = ServerFrame::Joined {
             reference: req.reference.as_deref(),
-            room: &RoomView::from(&self.room),
+            room: &room,
             members: &members,
             messages: &page.items,
             more: page.more,
@@ -320,6 +335,7 @@ impl RoomActor {
         self.staged.push(Effect::ToUser {
             user: target_id,
             frame,
+            except: None,
         });
         self.ok(req);
         Ok(())

@@ -6,6 +6,7 @@
 //! - [`handlers`]: what each command does to a room.
 //! - [`edits`]: editing and deleting what was said.
 //! - [`mentions`]: which members a text names as `@username`.
+//! - [`reads`]: read positions and notification levels, and a member's standing in a room.
 //! - [`commands`]: slash-commands: /help, queuing a plugin's command, posting a bot's answer.
 //! - [`create`]: creating a room, the one write that happens outside an actor.
 //! - `harness` (tests and the fuzz targets only): the room logic driven without sockets or
@@ -23,6 +24,7 @@ mod handlers;
 #[doc(hidden)]
 pub mod harness;
 mod mentions;
+pub mod reads;
 pub mod registry;
 
 use std::collections::HashSet;
@@ -148,6 +150,12 @@ pub enum RoomCommand {
     BotAnswer {
         job: Box<JobRecord>,
         actions: Vec<BotAction>,
+        done: oneshot::Sender<Result<bool, RoomError>>,
+    },
+    /// A member's notification level (for HTTP); `done` hears once it is durable.
+    Notify {
+        user: u64,
+        level: crate::store::rooms::NotifyLevel,
         done: oneshot::Sender<Result<bool, RoomError>>,
     },
     /// Finish pending writes, deliver their effects, and stop.

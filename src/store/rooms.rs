@@ -34,6 +34,28 @@ pub struct MemberRecord {
     /// The seq at which membership began: the smallest is the longest-standing member.
     pub since: Seq,
     pub joined_at: u64,
+    /// How far this member has read, on any device (the `read` frame; it only grows). `None`
+    /// for memberships older than read positions: they count as read to the end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_seq: Option<Seq>,
+    /// What this member is told about: `None` until they choose, which means the room's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<NotifyLevel>,
+}
+
+/// What a member is notified of in a room.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum NotifyLevel {
+    All,
+    Mentions,
+    None,
+}
+
+impl NotifyLevel {
+    /// Rooms notify of mentions unless a member chooses otherwise (direct messages, when they
+    /// come, notify of everything).
+    pub const ROOM_DEFAULT: NotifyLevel = NotifyLevel::Mentions;
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -307,6 +329,15 @@ impl Store {
 
     pub fn is_member(&self, code: &RoomCode, user_id: u64) -> Result<bool> {
         Ok(self.trees()?.members.contains_key(key(code, user_id))?)
+    }
+
+    /// A user's membership of a room, if they are a member.
+    pub fn member(&self, code: &RoomCode, user_id: u64) -> Result<Option<MemberRecord>> {
+        self.trees()?
+            .members
+            .get(key(code, user_id))?
+            .map(|raw| decode("members", &raw))
+            .transpose()
     }
 
     pub fn put_member(&self, code: &RoomCode, user_id: u64, member: &MemberRecord) -> Result<()> {

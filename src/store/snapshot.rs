@@ -219,6 +219,8 @@ mod tests {
             display_name: "U".into(),
             since: Seq::new(since),
             joined_at: since,
+            read_seq: None,
+            notify: None,
         }
     }
 

@@ -24,6 +24,7 @@ mod names;
 mod oauth;
 mod packaging;
 mod readme;
+mod reads;
 mod rooms_http;
 mod security_headers;
 mod sessions;

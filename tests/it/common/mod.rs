@@ -124,6 +124,14 @@ impl TestServer {
         read(request.send().await.unwrap()).await
     }
 
+    pub async fn put(&self, path: &str, body: Value, token: Option<&str>) -> (StatusCode, Value) {
+        let mut request = client().put(self.url(path)).json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        read(request.send().await.unwrap()).await
+    }
+
     /// Registers `username` with [`PASSWORD`]; answers the session token.
     pub async fn register(&self, username: &str) -> String {
         let (status, body) = self
