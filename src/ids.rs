@@ -96,12 +96,24 @@ impl RoomCode {
 
 /// Reading a code back (from the store or a peer) holds it to the same rule as parsing one.
 fn canonical<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    read_canonical(deserializer, RoomCode::parse, "a room code")
+}
+
+/// A string read back is accepted only if parsing gives it back unchanged: stored and peers'
+/// identifiers were written canonical, so anything else is damage or a forgery.
+fn read_canonical<'de, D, T>(
+    deserializer: D,
+    parse: fn(&str) -> Option<T>,
+    what: &str,
+) -> Result<String, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deref<Target = str>,
+{
     let raw = String::deserialize(deserializer)?;
-    match RoomCode::parse(&raw) {
-        Some(code) if code.0 == raw => Ok(raw),
-        _ => Err(serde::de::Error::custom(format!(
-            "{raw:?} is not a room code"
-        ))),
+    match parse(&raw) {
+        Some(parsed) if *parsed == *raw => Ok(raw),
+        _ => Err(serde::de::Error::custom(format!("{raw:?} is not {what}"))),
     }
 }
 
@@ -138,13 +150,7 @@ impl Username {
 fn canonical_username<'de, D: serde::Deserializer<'de>>(
     deserializer: D,
 ) -> Result<String, D::Error> {
-    let raw = String::deserialize(deserializer)?;
-    match Username::parse(&raw) {
-        Some(name) if name.0 == raw => Ok(raw),
-        _ => Err(serde::de::Error::custom(format!(
-            "{raw:?} is not a username"
-        ))),
-    }
+    read_canonical(deserializer, Username::parse, "a username")
 }
 
 string_id!(Username);

@@ -109,7 +109,8 @@ export class Room {
     for (const item of list) {
       const known = this.bySeq.get(item.seq);
       if (known) {
-        if (known.text !== item.text || !!known.deleted !== !!item.deleted) changed.push(known);
+        const reacted = JSON.stringify(known.reactions) !== JSON.stringify(item.reactions || {});
+        if (reacted || known.text !== item.text || !!known.deleted !== !!item.deleted) changed.push(known);
         Object.assign(known, { reactions: item.reactions || {}, text: item.text, edited_at: item.edited_at, deleted: item.deleted, mentions: item.mentions });
         continue;
       }

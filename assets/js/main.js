@@ -494,7 +494,7 @@ async function join(room) {
   if (viewOf(room)) {
     page.view.renderStatus();
     page.view.onMembers();
-    if (resumed) refreshReactions(room);
+    if (resumed) refreshNewest(room);
   }
   resendPending(room);
   renderRooms();
@@ -504,17 +504,10 @@ async function join(room) {
  * After a resume, reactions, edits and deletes made while away (`since` brings only newer
  * items): re-read the newest page and update what changed.
  */
-async function refreshReactions(room) {
+async function refreshNewest(room) {
   if (!room.items.length) return;
   try {
     const newest = await page.socket.request({ type: 'history', room: room.code, limit: 100 });
-    for (const fresh of newest.messages) {
-      const known = room.bySeq.get(fresh.seq);
-      if (known && JSON.stringify(known.reactions) !== JSON.stringify(fresh.reactions || {})) {
-        known.reactions = fresh.reactions || {};
-        viewOf(room)?.onReaction(known);
-      }
-    }
     const { changed } = room.addItems(newest.messages.filter((fresh) => room.bySeq.has(fresh.seq)));
     for (const item of changed) viewOf(room)?.onChanged(item);
   } catch {

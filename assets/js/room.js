@@ -344,12 +344,15 @@ export class RoomView {
       who ? h('strong', null, who) : null, who ? ' ' : null, h('span', null, words));
   }
 
-  /** An item was edited or deleted: its row is made again in place. */
+  /** An item was edited, deleted or reacted to while away: its row is made again in place. */
   onChanged(item) {
     const old = this.rows.get(item.seq);
-    if (!old) return;
+    // System items show no text or reactions that could change.
+    if (!old || item.kind === 'system') return;
+    const stick = this.stick;
     const row = this.messageRow(item);
     old.replaceWith(row);
+    if (stick) this.toBottom();
     this.rows.set(item.seq, row);
     // Replies quoting it show the change too.
     for (const quote of this.log.querySelectorAll(`.quote[data-seq="${item.seq}"]`)) quote.replaceWith(this.quoteEl(item.seq));

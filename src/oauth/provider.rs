@@ -277,25 +277,14 @@ impl Provider {
             let nonce = nonce.ok_or_else(|| {
                 OAuthError::Internal("an OIDC sign-in was started without a nonce".into())
             })?;
-            let answer = self
-                .client::<CoreTokenResponse>(&endpoints)?
-                .exchange_code(code)
-                .set_pkce_verifier(verifier)
-                .request_async(http)
-                .await
-                .map_err(exchange_failure)?;
+            let answer: CoreTokenResponse = self.exchange(http, &endpoints, code, verifier).await?;
             let subject = self
                 .verify_id_token(http, &endpoints, &answer, nonce)
                 .await?;
             (answer.access_token().secret().clone(), Some(subject))
         } else {
-            let answer = self
-                .client::<BasicTokenResponse>(&endpoints)?
-                .exchange_code(code)
-                .set_pkce_verifier(verifier)
-                .request_async(http)
-                .await
-                .map_err(exchange_failure)?;
+            let answer: BasicTokenResponse =
+                self.exchange(http, &endpoints, code, verifier).await?;
             (answer.access_token().secret().clone(), None)
         };
         match &self.kind {
@@ -318,6 +307,23 @@ impl Provider {
                 userinfo_user(&info, id_claim, login_claim)
             }
         }
+    }
+
+    /// Trades the code for the token answer, shaped `TR`: with the ID token for OIDC, plain
+    /// for OAuth2.
+    async fn exchange<TR: TokenResponse>(
+        &self,
+        http: &reqwest::Client,
+        endpoints: &Endpoints,
+        code: AuthorizationCode,
+        verifier: PkceCodeVerifier,
+    ) -> Result<TR, OAuthError> {
+        self.client::<TR>(endpoints)?
+            .exchange_code(code)
+            .set_pkce_verifier(verifier)
+            .request_async(http)
+            .await
+            .map_err(exchange_failure)
     }
 
     /// Checks the callback's `iss` (RFC 9207) for an OIDC provider: when present it must be

@@ -175,10 +175,7 @@ impl RoomActor {
                 on: true,
             }
             .encode();
-            self.staged.push(Effect::Publish {
-                frame,
-                except_user: None,
-            });
+            self.publish(frame);
         }
         Ok(true)
     }

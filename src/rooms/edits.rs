@@ -3,7 +3,7 @@
 //! in room order, like `send`. A delete leaves a tombstone in the item's place, so seqs stay
 //! gap-free and a client holding the seq learns it is gone.
 
-use super::actor::{Effect, RoomActor};
+use super::actor::RoomActor;
 use super::mentions::mentions;
 use super::{Request, RoomError};
 use crate::clock::now_ms;
@@ -75,10 +75,7 @@ impl RoomActor {
             mentions: &item.mentions,
         }
         .encode();
-        self.staged.push(Effect::Publish {
-            frame,
-            except_user: None,
-        });
+        self.publish(frame);
         Ok(())
     }
 
@@ -111,10 +108,7 @@ impl RoomActor {
             by,
         }
         .encode();
-        self.staged.push(Effect::Publish {
-            frame,
-            except_user: None,
-        });
+        self.publish(frame);
         Ok(())
     }
 }

@@ -270,10 +270,7 @@ impl RoomActor {
             on,
         }
         .encode();
-        self.staged.push(Effect::Publish {
-            frame,
-            except_user: None,
-        });
+        self.publish(frame);
         Ok(())
     }
 
@@ -508,6 +505,11 @@ impl RoomActor {
             item,
         }
         .encode();
+        self.publish(frame);
+    }
+
+    /// Stages `frame` for every subscribed socket, once the batch is durable.
+    pub(super) fn publish(&mut self, frame: axum::extract::ws::Utf8Bytes) {
         self.staged.push(Effect::Publish {
             frame,
             except_user: None,
