@@ -73,14 +73,36 @@ export class Room {
     this.kickedBy = null;
     this.subscribed = false;
     this.loadingOlder = false;
-    this.lastRead = null;
+    // Where I stand, as the server last counted (room objects carry it), and my read position.
+    this.base = { last: 0, unread: 0, mentions: 0 };
+    this.readSeq = 0;
+    this.notify = 'mentions';
     this.unread = 0;
+    this.mentions = 0;
+    this.standing(view);
   }
 
   update(view) {
     this.name = view.name;
     this.host = view.host;
     this.createdAt = view.created_at;
+    this.standing(view);
+  }
+
+  /** Takes the counts a room object carries (GET /api/rooms, `joined`). */
+  standing(view) {
+    if (!Number.isInteger(view.last_seq)) return;
+    this.base = { last: view.last_seq, unread: view.unread || 0, mentions: view.mentions || 0 };
+    this.readSeq = Math.max(this.readSeq, view.read_seq || 0);
+    if (view.notify) this.notify = view.notify;
+    this.countUnread(state.me ? state.me.username : '');
+  }
+
+  /** Moves my read position on (never back); whether it moved. */
+  readTo(seq) {
+    if (seq <= this.readSeq) return false;
+    this.readSeq = seq;
+    return true;
   }
 
   get maxSeq() {
@@ -209,36 +231,26 @@ export class Room {
     return item;
   }
 
+  /**
+   * Unread items and mentions of me after my read position: what people said (chat and bot
+   * items by others, not tombstones), as the server counts. Items I have not loaded are the
+   * server's count; those after it are counted here.
+   */
   countUnread(me) {
-    if (this.lastRead == null) return 0;
-    let n = 0;
+    const counted = this.readSeq >= this.base.last;
+    let unread = counted ? 0 : this.base.unread;
+    let mentions = counted ? 0 : this.base.mentions;
+    const from = Math.max(this.readSeq, this.base.last);
     for (let i = this.items.length - 1; i >= 0; i--) {
       const item = this.items[i];
-      if (item.seq <= this.lastRead) break;
-      if (item.kind !== 'system' && item.author !== me) n++;
+      if (item.seq <= from) break;
+      if (item.kind === 'system' || item.deleted || item.author === me) continue;
+      unread++;
+      if ((item.mentions || []).includes(me)) mentions++;
     }
-    return n;
+    this.unread = unread;
+    this.mentions = mentions;
   }
-}
-
-function readKey(code) {
-  return `hearth.read.${state.me ? state.me.username : ''}.${code}`;
-}
-
-export function loadLastRead(room) {
-  const stored = Number(localStorage.getItem(readKey(room.code)));
-  room.lastRead = Number.isFinite(stored) && stored > 0 ? stored : null;
-}
-
-export function saveLastRead(room, seq) {
-  if (room.lastRead != null && seq <= room.lastRead) return false;
-  room.lastRead = seq;
-  try {
-    localStorage.setItem(readKey(room.code), String(seq));
-  } catch {
-    // Private mode: unread counts last for this page only.
-  }
-  return true;
 }
 
 // ---- one WebSocket for every room, with automatic reconnection ----

@@ -1,7 +1,7 @@
 // Hearth's web UI: boot, routes, the sidebar, and the socket's frames applied to the rooms.
 import { h, icon, logo, toast, modal, copyText, colorClass, initial, parseCode, exactOnHover } from './dom.js';
 import {
-  api, answer, state, Room, loadLastRead, saveLastRead, Socket, registerWorker, keepAccount, keepRoom, keptRoom, forgetKept,
+  api, answer, state, Room, Socket, registerWorker, keepAccount, keepRoom, keptRoom, forgetKept,
 } from './core.js';
 import { RoomView } from './room.js';
 
@@ -141,7 +141,6 @@ function addRoom(roomView) {
     return room;
   }
   room = new Room(roomView);
-  loadLastRead(room);
   state.rooms.set(room.code, room);
   return room;
 }
@@ -256,17 +255,20 @@ function renderRooms() {
   page.shell.list.replaceChildren(...rooms.map((room) => {
     const current = state.current === room.code;
     const unread = current ? 0 : room.unread;
+    const mentions = current ? 0 : room.mentions;
     const removed = room.status === 'kicked' || room.status === 'banned';
-    const label = removed ? 'removed' : unread ? `${unread > 99 ? '99+' : unread} unread` : '';
+    const count = (n) => (n > 99 ? '99+' : String(n));
+    const label = removed ? 'removed'
+      : unread ? `${count(unread)} unread${mentions ? `, ${count(mentions)} mentioning you` : ''}` : '';
     // The link's name is its text (the name, and the count for screen readers in words).
     return h('li', null, h('a', {
-      class: `room-link${removed ? ' room-kicked' : ''}${unread ? ' has-unread' : ''}`,
+      class: `room-link${removed ? ' room-kicked' : ''}${unread ? ' has-unread' : ''}${mentions ? ' has-mention' : ''}${room.notify === 'none' ? ' room-muted' : ''}`,
       href: `/r/${room.code}`, 'aria-current': current ? 'page' : null,
     },
     h('span', { class: `room-badge ${colorClass(room.code)}`, 'aria-hidden': 'true' }, initial(room.name)),
     h('span', { class: 'room-link-name' }, room.name, label ? h('span', { class: 'visually-hidden' }, `, ${label}`) : null),
     removed ? h('span', { class: 'room-flag', 'aria-hidden': 'true' }, 'removed')
-      : unread ? h('span', { class: 'unread', 'aria-hidden': 'true' }, unread > 99 ? '99+' : String(unread)) : null));
+      : unread ? h('span', { class: 'unread', 'aria-hidden': 'true' }, mentions ? `@${count(mentions)} · ${count(unread)}` : count(unread)) : null));
   }));
   page.shell.empty.hidden = rooms.length > 0;
   setTitle();
@@ -274,14 +276,25 @@ function renderRooms() {
 }
 
 /**
- * The tab's title: "(unread) Room · Hearth". The open room counts too while the tab is in the
- * background (its messages are not read until someone looks), so a hidden tab still signals.
+ * The tab's title, "(unread) Room · Hearth", and its icon with the same count (red when one of
+ * them mentions me). The open room counts too while the tab is in the background (its messages
+ * are not read until someone looks), so a hidden tab still signals. Rooms set to notify of
+ * nothing are left out.
  */
 function setTitle() {
   const hidden = document.visibilityState !== 'visible';
-  const total = [...state.rooms.values()].reduce((n, r) => n + (state.current === r.code && !hidden ? 0 : r.unread), 0);
+  const counted = [...state.rooms.values()].filter((r) => r.notify !== 'none' && (hidden || state.current !== r.code));
+  const total = counted.reduce((n, r) => n + r.unread, 0);
   const name = page.view ? `${page.view.room.name} · ` : '';
   document.title = `${total ? `(${total > 99 ? '99+' : total}) ` : ''}${name}Hearth`;
+  setBadge(total, counted.some((r) => r.mentions > 0));
+}
+
+/** The tab's icon: the app's, or with the count on it (`web.rs` draws it; red for a mention). */
+function setBadge(count, mentioned) {
+  const link = document.querySelector('link[rel="icon"]');
+  const href = count ? `/icons/badge/${count > 99 ? '99+' : count}${mentioned ? 'm' : ''}.svg` : '/icons/icon.svg';
+  if (link && link.getAttribute('href') !== href) link.setAttribute('href', href);
 }
 
 function onstate(connState) {
@@ -385,7 +398,6 @@ function openRoom(raw) {
   if (!room) {
     room = new Room({ code, name: code, host: '', created_at: Date.now() });
     room.fromList = false;
-    loadLastRead(room);
     state.rooms.set(code, room);
     room.status = valid ? 'joining' : 'unknown';
   }
@@ -486,7 +498,8 @@ async function join(room) {
     room.fromList = true;
     const { added, before } = room.addItems(answer.messages);
     for (const item of added) if (item.kind !== 'system') room.typing.delete(item.author);
-    if (room.lastRead == null) saveLastRead(room, room.maxSeq);
+    // Read further here while the server could not be told (offline): tell it now.
+    if (room.readSeq > (answer.room.read_seq || 0)) sendRead(room);
     settlePending(room);
     afterItems(room, added, before, true);
     if (!(resuming && answer.more)) break;
@@ -516,7 +529,14 @@ async function refreshNewest(room) {
 }
 
 function afterItems(room, added, before, fromJoin = false) {
-  room.unread = room.countUnread(state.me.username);
+  room.countUnread(state.me.username);
+  // Live messages for a room I am not looking at; what a join catches up on is only counted.
+  const looking = state.current === room.code && document.visibilityState === 'visible';
+  if (!fromJoin && !looking && added.some((item) => item.kind !== 'system' && item.author !== state.me.username)) {
+    import('./notify.js').then(({ alertFor }) => {
+      for (const item of added) alertFor(room, item, state.me.username, (code) => navigate(`/r/${code}`));
+    });
+  }
   if (added.length) keepRoom(state.me.username, room);
   if (viewOf(room)) {
     page.view.onItems(added, before);
@@ -539,6 +559,11 @@ const roomFrames = {
     }
     settlePending(room);
     afterItems(room, added, before);
+  },
+  read(room, frame) {
+    if (!room.readTo(frame.seq)) return;
+    room.countUnread(state.me.username);
+    renderRooms();
   },
   reaction(room, frame) {
     const item = room.applyReaction(frame);
@@ -636,15 +661,25 @@ function addNotice(room, text) {
   viewOf(room)?.onNotice(notice);
 }
 
+/** The open room, seen to its end in a visible tab, is read that far: on every device of mine. */
 function markRead() {
   const room = page.view && page.view.room;
   if (!room || document.visibilityState !== 'visible' || !page.view.stick || !room.items.length) return;
-  if (saveLastRead(room, room.maxSeq) || room.unread) {
-    room.unread = 0;
+  if (room.readTo(room.maxSeq)) {
+    sendRead(room);
+    room.countUnread(state.me.username);
     renderRooms();
   }
 }
+
+function sendRead(room) {
+  if (!page.socket || !page.socket.open || !room.readSeq) return;
+  // Lost with the connection: the next join tells the server again (see join).
+  page.socket.request({ type: 'read', room: room.code, seq: room.readSeq }).catch(() => {});
+}
+
 document.addEventListener('visibilitychange', () => {
+  page.view?.onAway(document.visibilityState !== 'visible');
   markRead();
   if (page.shell) setTitle();
 });
@@ -686,6 +721,10 @@ function roomActions(room) {
       viewOf(room)?.renderPending();
     },
     markRead,
+    notifications: () => import('./notify.js').then(({ notifyDialog }) => notifyDialog(room, () => {
+      viewOf(room)?.renderHead();
+      renderRooms();
+    })),
     host: async (kind, user) => {
       try {
         await page.socket.request({ type: kind, room: room.code, user });
@@ -703,11 +742,6 @@ function roomActions(room) {
         return;
       }
       state.rooms.delete(room.code);
-      try {
-        localStorage.removeItem(`hearth.read.${state.me.username}.${room.code}`);
-      } catch {
-        // Nothing stored.
-      }
       toast(`You left ${room.name}.`);
       navigate('/');
     },

@@ -26,8 +26,8 @@ const sharedNameMark = () => h('span', { class: 'name-shared', title: 'Another m
 export class RoomView {
   /**
    * `actions`: send(text, replyTo), edit(seq, text), remove(seq), react(seq, emoji, on),
-   * loadOlder(), typing(), retry(p), discard(p), markRead(), host(kind, user), leave(),
-   * openSidebar(), home().
+   * loadOlder(), typing(), retry(p), discard(p), markRead(), notifications(), host(kind, user),
+   * leave(), openSidebar(), home().
    */
   constructor(room, actions) {
     this.room = room;
@@ -38,6 +38,8 @@ export class RoomView {
     this.ctx = null;
     this.rows = new Map();
     this.hintIndex = 0;
+    // The "new since you were last here" line goes before the first unread item after this seq.
+    this.dividerAfter = room.unread > 0 ? room.readSeq : null;
     // What the composer is doing besides writing a new message: { kind: 'reply' | 'edit', seq }.
     this.mode = null;
     this.build();
@@ -54,6 +56,9 @@ export class RoomView {
       class: 'icon-btn members-toggle', type: 'button', 'aria-controls': 'members', 'aria-expanded': 'false',
       onclick: () => this.toggleMembers(),
     }, icon('users'), h('span', { class: 'count' }));
+    this.bellBtn = h('button', {
+      class: 'icon-btn bell', type: 'button', onclick: () => this.actions.notifications(),
+    }, icon('bell'));
     this.menuBtn = h('button', {
       class: 'icon-btn only-narrow', type: 'button', 'aria-label': 'Show rooms', 'aria-controls': 'sidebar',
       onclick: () => this.actions.openSidebar(),
@@ -61,6 +66,7 @@ export class RoomView {
     const head = h('header', { class: 'room-head' },
       this.menuBtn,
       h('div', { class: 'room-title' }, this.title, this.codeBtn),
+      this.bellBtn,
       this.membersBtn);
 
     this.banner = h('div', { class: 'banner', role: 'alert', hidden: true });
@@ -74,6 +80,8 @@ export class RoomView {
       this.top, this.logRegion, this.pendingLog);
     this.pill = h('button', { class: 'pill', type: 'button', hidden: true, onclick: () => this.toBottom(true) },
       icon('down'), 'New messages');
+    this.jumpPill = h('button', { class: 'jump-unread', type: 'button', hidden: true, onclick: () => this.jumpToUnread() },
+      icon('up'), 'Jump to first unread');
     this.typingLine = h('div', { class: 'typing', 'aria-live': 'polite' });
 
     this.hints = h('ul', { class: 'hints', id: 'slash-hints', role: 'listbox', 'aria-label': 'Commands', hidden: true });
@@ -89,7 +97,7 @@ export class RoomView {
       this.hints, this.modeBar, h('div', { class: 'composer-box' }, this.input, this.counter, this.sendBtn));
 
     this.section = h('section', { class: 'room', 'aria-labelledby': 'room-title' },
-      head, this.banner, h('div', { class: 'log-wrap' }, this.scroller, this.pill), this.typingLine, this.composer);
+      head, this.banner, h('div', { class: 'log-wrap' }, this.scroller, this.jumpPill, this.pill), this.typingLine, this.composer);
     this.members = new MembersPanel(room, this.actions, () => this.toggleMembers(false));
     this.el = h('div', { class: 'room-wrap' }, this.section, this.members.el);
 
@@ -149,6 +157,10 @@ export class RoomView {
     this.membersBtn.setAttribute('aria-label', `Members: ${room.members.size}, ${online} online`);
     this.input.setAttribute('aria-label', `Message ${room.name}`);
     this.input.placeholder = `Message ${room.name}`;
+    const level = { all: 'every message', mentions: 'mentions only', none: 'off' }[room.notify] || room.notify;
+    this.bellBtn.setAttribute('aria-label', `Notifications: ${level}`);
+    this.bellBtn.title = `Notifications: ${level}`;
+    this.bellBtn.classList.toggle('bell-off', room.notify === 'none');
   }
 
   renderStatus() {
@@ -199,6 +211,8 @@ export class RoomView {
     const frag = document.createDocumentFragment();
     this.ctx = { day: null, group: null, body: null, author: null, kind: null, minute: null };
     this.rows.clear();
+    this.dividerShown = false;
+    this.divider = null;
     const notices = [...this.room.notices];
     for (const item of this.room.items) {
       this.place(frag, item);
@@ -213,6 +227,46 @@ export class RoomView {
     if (this.stick) this.toBottom();
     if (!this.firstPaint && this.room.items.length) this.markFirstPaint();
     this.maybeLoadMore();
+    this.showJump();
+  }
+
+  /** What counts as unread: chat and bot items by others, not deleted (as core.js counts). */
+  isUnread(item) {
+    return item.kind !== 'system' && !item.deleted && item.author !== state.me.username;
+  }
+
+  /**
+   * The tab was hidden (`away`: new items from now on get the "new" line, if none is shown) or
+   * seen again (a line that nothing came after is dropped).
+   */
+  onAway(away) {
+    if (away && !this.dividerShown) this.dividerAfter = this.room.readSeq;
+    else if (!away && !this.dividerShown) this.dividerAfter = null;
+  }
+
+  /** Whether the first unread item is above what is on screen (or not loaded yet). */
+  showJump() {
+    let above = false;
+    if (this.divider && this.divider.isConnected) {
+      above = this.divider.getBoundingClientRect().bottom < this.scroller.getBoundingClientRect().top;
+    } else if (this.dividerAfter != null && !this.dividerShown) {
+      above = this.room.hasOlder && this.dividerAfter < this.room.minSeq;
+    }
+    this.jumpPill.hidden = !above;
+  }
+
+  async jumpToUnread() {
+    // Not following the newest while older pages load in, nor after.
+    this.stick = false;
+    for (let pages = 0; !this.dividerShown && this.room.hasOlder && pages < 20; pages += 1) {
+      await this.actions.loadOlder();
+    }
+    this.jumpPill.hidden = true;
+    if (!this.divider) return;
+    cancelAnimationFrame(this.bottomFrame);
+    this.bottomFrame = 0;
+    this.stick = false;
+    this.divider.scrollIntoView({ block: 'start' });
   }
 
   /** New items: appended, or when older ones arrived, everything redrawn in place. */
@@ -259,6 +313,14 @@ export class RoomView {
     if (day !== ctx.day) {
       parent.append(h('li', { class: 'day' }, h('span', null, dayLabel(item.ts))));
       ctx.day = day;
+      ctx.group = null;
+    }
+    const fromStart = !this.room.hasOlder || this.room.minSeq <= this.dividerAfter + 1;
+    if (!this.dividerShown && this.dividerAfter != null && fromStart && item.seq > this.dividerAfter && this.isUnread(item)) {
+      this.divider = h('li', { class: 'unread-divider', role: 'separator', 'aria-label': 'New messages since you were last here' },
+        h('span', null, 'New'));
+      parent.append(this.divider);
+      this.dividerShown = true;
       ctx.group = null;
     }
     if (item.kind === 'system') {
@@ -507,7 +569,11 @@ export class RoomView {
   }
 
   onScroll() {
+    // A scroll to the bottom is due in this frame (new items came after the last one): the
+    // event is from before them, and says nothing about where the person is reading.
+    if (this.bottomFrame) return;
     this.stick = this.atBottom();
+    if (!this.jumpPill.hidden || this.divider) this.showJump();
     if (this.stick) {
       this.pill.hidden = true;
       this.actions.markRead();
@@ -741,12 +807,8 @@ export class RoomView {
     this.counter.textContent = max > 0 && length > max - 200 ? `${length}/${max}` : '';
     this.counter.classList.toggle('over', max > 0 && length > max);
     this.composer.classList.toggle('has-text', value.trim().length > 0);
-    if (/^\/\S*$/.test(value)) {
-      this.hintIndex = 0;
-      this.showHints();
-    } else {
-      this.hideHints();
-    }
+    this.hintIndex = 0;
+    this.showHints();
     const now = Date.now();
     if (typed && value.trim() && !value.startsWith('/') && now - this.lastTyping > TYPING_EVERY) {
       this.lastTyping = now;
@@ -754,29 +816,53 @@ export class RoomView {
     }
   }
 
-  matchingCommands() {
-    const typed = this.input.value.slice(1).toLowerCase();
-    return state.commands.filter((c) => c.name.toLowerCase().startsWith(typed));
+  /**
+   * What the hints offer for the text before the caret: the room's commands while a leading
+   * `/word` is typed, its members (by username or display name) after an `@`. Each choice
+   * replaces the text from `from` to `to` with `insert`; `done` says it is typed in full.
+   */
+  hintChoices() {
+    const value = this.input.value;
+    if (/^\/\S*$/.test(value)) {
+      const typed = value.slice(1).toLowerCase();
+      return state.commands.filter((c) => c.name.toLowerCase().startsWith(typed)).map((c) => ({
+        key: c.name, label: `/${c.name}`, args: usageArgs(c), desc: c.description || '',
+        insert: `/${c.name} `, from: 0, to: value.length, done: value.slice(1) === c.name,
+      }));
+    }
+    const caret = this.input.selectionEnd ?? value.length;
+    const at = value.slice(0, caret).match(/(?:^|[^A-Za-z0-9_.-])@([A-Za-z0-9_.-]{0,32})$/);
+    if (!at) return [];
+    const typed = at[1].toLowerCase();
+    const from = caret - at[1].length - 1;
+    return [...this.room.members.values()]
+      .filter((m) => m.username !== state.me.username
+        && (m.username.startsWith(typed) || m.display_name.toLowerCase().startsWith(typed)))
+      .slice(0, 8)
+      .map((m) => ({
+        key: m.username, label: m.display_name, args: ` @${m.username}`, desc: '',
+        insert: `@${m.username} `, from, to: caret, done: false,
+      }));
   }
 
-  showHints() {
-    const list = this.matchingCommands();
-    if (!list.length) {
+  showHints(choices = this.hintChoices()) {
+    if (!choices.length) {
       this.hideHints();
       return;
     }
-    this.hintIndex = Math.min(this.hintIndex, list.length - 1);
-    this.hints.replaceChildren(...list.map((command, i) => h('li', {
+    this.hintIndex = Math.min(this.hintIndex, choices.length - 1);
+    this.hints.setAttribute('aria-label', choices[0].label.startsWith('/') ? 'Commands' : 'Members');
+    this.hints.replaceChildren(...choices.map((choice, i) => h('li', {
       class: `hint${i === this.hintIndex ? ' hint-active' : ''}`, role: 'option', id: `hint-${i}`,
-      'aria-selected': String(i === this.hintIndex), dataset: { name: command.name },
+      'aria-selected': String(i === this.hintIndex), dataset: { name: choice.key },
       onpointerdown: (event) => {
         event.preventDefault();
         this.hintIndex = i;
         this.completeHint();
       },
-    }, h('span', { class: 'hint-name' }, `/${command.name}`),
-    usageArgs(command) ? h('span', { class: 'hint-args' }, ` ${usageArgs(command)}`) : null,
-    h('span', { class: 'hint-desc' }, command.description || ''))));
+    }, h('span', { class: 'hint-name' }, choice.label),
+    choice.args ? h('span', { class: 'hint-args' }, choice.args.startsWith(' ') ? choice.args : ` ${choice.args}`) : null,
+    h('span', { class: 'hint-desc' }, choice.desc))));
     this.hints.hidden = false;
     this.input.setAttribute('aria-activedescendant', `hint-${this.hintIndex}`);
   }
@@ -786,17 +872,20 @@ export class RoomView {
     this.input.removeAttribute('aria-activedescendant');
   }
 
-  /** Enter completes unless the command is already typed in full (then it sends). */
+  /** Enter completes unless the choice is already typed in full (then it sends). */
   hintCompletes() {
-    const list = this.matchingCommands();
-    const chosen = list[this.hintIndex];
-    return Boolean(chosen) && this.input.value.slice(1) !== chosen.name;
+    const chosen = this.hintChoices()[this.hintIndex];
+    return Boolean(chosen) && !chosen.done;
   }
 
   completeHint() {
-    const chosen = this.matchingCommands()[this.hintIndex];
+    const chosen = this.hintChoices()[this.hintIndex];
     if (!chosen) return;
-    this.input.value = `/${chosen.name} `;
+    const value = this.input.value;
+    this.input.value = value.slice(0, chosen.from) + chosen.insert + value.slice(chosen.to);
+    const caret = chosen.from + chosen.insert.length;
+    this.input.setSelectionRange(caret, caret);
+    this.onInput(false);
     this.hideHints();
     this.input.focus();
   }

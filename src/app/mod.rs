@@ -281,6 +281,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/api", api)
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
+        .route("/icons/badge/{name}", get(crate::web::serve_badge))
         .route("/ws", ws)
         .merge(oauth)
         .fallback(crate::web::serve_asset)

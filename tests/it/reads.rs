@@ -73,8 +73,13 @@ async fn one_read_position_for_every_device_moving_only_forward() {
         .request(json!({"type": "delete", "room": code, "seq": deleted}))
         .await;
     assert_eq!(ok["type"], "ok");
+    // Someone joining is not unread either.
+    let cat = server.register("cat").await;
+    let mut newcomer = WsClient::connect(&server, &cat).await;
+    newcomer.join(&code).await;
+    let joined_at = num(&listed(&server, &cat, &code).await["last_seq"]);
     let room = listed(&server, &ann, &code).await;
-    assert_eq!(counts(&room), (deleted, read_at_join, 3, 1), "{room}");
+    assert_eq!(counts(&room), (joined_at, read_at_join, 3, 1), "{room}");
     let (_, one) = server.get(&format!("/api/rooms/{code}"), Some(&ann)).await;
     assert_eq!(counts(&one["room"]), counts(&room), "{one}");
 
@@ -93,7 +98,7 @@ async fn one_read_position_for_every_device_moving_only_forward() {
         "the reader is not told"
     );
     let room = listed(&server, &ann, &code).await;
-    assert_eq!(counts(&room), (deleted, last, 0, 0), "{room}");
+    assert_eq!(counts(&room), (joined_at, last, 0, 0), "{room}");
 
     // Backwards changes nothing (ok, no frame); past the end stops at the end.
     let ok = laptop
@@ -111,23 +116,23 @@ async fn one_read_position_for_every_device_moving_only_forward() {
     assert_eq!(ok["type"], "ok");
     assert_eq!(
         num(&gets(&mut phone, "read").await.unwrap()["seq"]),
-        deleted
+        joined_at
     );
 
     // A non-member reads nothing.
-    let cat = server.register("cat").await;
-    let mut stranger = WsClient::connect(&server, &cat).await;
+    let dan = server.register("dan").await;
+    let mut stranger = WsClient::connect(&server, &dan).await;
     let refused = stranger
         .request(json!({"type": "read", "room": code, "seq": 1}))
         .await;
     assert_eq!(refused["code"], "not_member", "{refused}");
 
     // Kept across a restart.
-    drop((phone, laptop, writer, stranger));
+    drop((phone, laptop, writer, newcomer, stranger));
     let server = server.restart().await;
     assert_eq!(
         num(&listed(&server, &ann, &code).await["read_seq"]),
-        deleted
+        joined_at
     );
 }
 
