@@ -1,6 +1,7 @@
 //! Micro-benchmarks of the paths every message takes, so regressions show:
 //! parsing a client frame, encoding a broadcast once, fanning it out to N socket queues, and
-//! appending items to the store with one group commit.
+//! appending items to the store with one group commit; and what a delete costs later, the
+//! rewrite that erases its text (writes wait that long).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
@@ -98,5 +99,54 @@ fn store_append(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, frame_codec, fan_out, store_append);
+fn store_erase(c: &mut Criterion) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let _entered = runtime.enter();
+    let room = RoomCode::parse("K7MP2X").unwrap();
+    let mut group = c.benchmark_group("erase: rewrite the database after a delete");
+    group.sample_size(10);
+    for messages in [10_000u64, 100_000] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for seq in 1..=messages {
+            let text = format!("message {seq}: a line of chat of about the usual length, no more");
+            let item = Item::chat(Seq::new(seq), seq, seq, "alice", text);
+            store.put_item(&room, &item).unwrap();
+        }
+        runtime.block_on(store.commit()).unwrap();
+        store.erase_now().unwrap();
+        eprintln!(
+            "{messages} messages: the database is {} KiB",
+            du(&dir.path().join("db")) / 1024
+        );
+        let mut seq = 0;
+        group.bench_with_input(BenchmarkId::from_parameter(messages), &messages, |b, _| {
+            b.iter(|| {
+                seq += 1;
+                let mut item = store.item(&room, Seq::new(seq)).unwrap().unwrap();
+                item.erase();
+                store.replace_item(&room, &item).unwrap();
+                store.erase_now().unwrap().unwrap();
+            })
+        });
+    }
+    group.finish();
+}
+
+fn du(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let meta = e.metadata().unwrap();
+            if meta.is_dir() {
+                du(&e.path())
+            } else {
+                meta.len()
+            }
+        })
+        .sum()
+}
+
+criterion_group!(benches, frame_codec, fan_out, store_append, store_erase);
 criterion_main!(benches);

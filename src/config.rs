@@ -69,6 +69,10 @@ pub struct StoreConfig {
     /// left it (by default only a start after a crash, or after anything else wrote to the
     /// files, pays for the full check).
     pub check_every_start: bool,
+    /// How long after a message is deleted or edited the database is rewritten without its
+    /// old text, in milliseconds (changes within it share one rewrite; after a rewrite that
+    /// took T the next waits at least 10 T). 0: at once.
+    pub erase_after_ms: u64,
 }
 
 impl Default for StoreConfig {
@@ -76,6 +80,7 @@ impl Default for StoreConfig {
         StoreConfig {
             cache_mb: 64,
             check_every_start: false,
+            erase_after_ms: 1000,
         }
     }
 }

@@ -21,7 +21,8 @@
 //!   and the check that a reaction is a real emoji.
 //! - [`store`]: the sled database: typed trees, schema version, the group-commit writer that
 //!   makes writes durable (flush + fsync, batched), and the on-disk layout that keeps them
-//!   through a power cut (rebuilding older databases into it).
+//!   through a power cut (rebuilding older databases into it); the eraser that rewrites the
+//!   database after a delete or an edit, so the old text leaves the disk.
 //! - [`protocol`]: the wire and nothing else: client frames, server frames, rooms and members
 //!   as the wire shows them, the error codes of HTTP and the socket alike, close codes.
 //! - [`auth`]: usernames, argon2id passwords, session tokens, login throttling, allowed origins.

@@ -204,6 +204,11 @@ impl Server {
             }
         };
         let stop_backups = CancellationToken::new();
+        tokio::spawn(crate::store::erase::run(
+            store.clone(),
+            Duration::from_millis(state.config.store.erase_after_ms),
+            stop_backups.clone(),
+        ));
         if state.config.backup.auto {
             tokio::spawn(crate::backup::auto::run(
                 store.clone(),
@@ -252,6 +257,19 @@ impl Server {
         drop(control);
         stop_backups.cancel();
         store.commit().await?;
+        // What was deleted goes before the stop, not at the next start.
+        if store.erase_owed().unwrap_or(false) {
+            let erasing = store.clone();
+            match tokio::task::spawn_blocking(move || erasing.erase_now()).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "erasing deleted text failed; the next start tries again")
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "erasing deleted text stopped; the next start tries again")
+                }
+            }
+        }
         store.flush_blocking()?;
         // Nothing writes any more: the next start may trust the files as they are now.
         if let Err(e) = store.seal_clean_stop() {

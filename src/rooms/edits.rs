@@ -64,7 +64,7 @@ impl RoomActor {
         item.text = Some(text.to_string());
         item.mentions = self.mentioned(text);
         item.edited_at = Some(edited_at);
-        self.ctx.store.put_item(&self.code, &item)?;
+        self.ctx.store.replace_item(&self.code, &item)?;
         self.wrote = true;
         self.ok(req);
         let frame = ServerFrame::Edited {
@@ -99,7 +99,7 @@ impl RoomActor {
             return Ok(());
         }
         item.erase();
-        self.ctx.store.put_item(&self.code, &item)?;
+        self.ctx.store.replace_item(&self.code, &item)?;
         self.wrote = true;
         self.ok(req);
         let frame = ServerFrame::Deleted {

@@ -22,6 +22,7 @@
 pub mod accounts;
 pub mod check;
 mod commit;
+pub mod erase;
 pub mod identities;
 pub mod jobs;
 pub mod kv;
@@ -220,14 +221,20 @@ impl Trees {
                 "integrity check passed"
             );
         }
-        let db = open_sled(dir, cache_bytes, layout)?;
-        layout::sync_after_open(dir)?;
+        let trees = Trees::serving(dir, cache_bytes, layout)?;
         if sealed {
-            Store::check_schema(&db, dir)?;
+            Store::check_schema(&trees.db, dir)?;
         }
         if let Some(seal) = seal {
-            confirm_clean_stop(&db, dir, &seal)?;
+            confirm_clean_stop(&trees.db, dir, &seal)?;
         }
+        Ok(trees)
+    }
+
+    /// The serving handle on the database in `dir`, which has been checked.
+    fn serving(dir: &Path, cache_bytes: u64, layout: layout::Layout) -> Result<Trees> {
+        let db = open_sled(dir, cache_bytes, layout)?;
+        layout::sync_after_open(dir)?;
         Ok(Trees {
             dir: dir.to_path_buf(),
             entries: Mutex::new(Vec::new()),
@@ -344,11 +351,14 @@ struct Shared {
     /// No reopen is tried before this.
     next_reopen: Mutex<Instant>,
     committer: Committer,
-    /// Held shared by every write, exclusively by [`Store::snapshot`] and by a reopen.
+    /// Held shared by every write, exclusively by [`Store::snapshot`], by a reopen and by an
+    /// erase.
     gate: RwLock<()>,
-    /// Added to sled's generated ids; non-zero only in a restored database (see
-    /// [`SCHEMA_VERSION`]).
-    id_floor: u64,
+    /// Woken when text was deleted or replaced ([`erase`]).
+    erase_wanted: tokio::sync::Notify,
+    /// Added to sled's generated ids; non-zero only in a restored, rebuilt or erased database
+    /// (see [`SCHEMA_VERSION`]).
+    id_floor: AtomicU64,
 }
 
 /// Taken before writing and handed to [`Store::commit_since`]: names the database the writes
@@ -387,7 +397,8 @@ impl Store {
                 next_reopen: Mutex::new(Instant::now()),
                 committer: Committer::start(),
                 gate: RwLock::new(()),
-                id_floor,
+                erase_wanted: tokio::sync::Notify::new(),
+                id_floor: AtomicU64::new(id_floor),
             }),
         })
     }
@@ -628,7 +639,7 @@ impl Store {
 
     /// [`Store::next_id`] inside a write that already holds the gate.
     pub(crate) fn id_in(&self, trees: &Trees) -> Result<u64> {
-        Ok(self.shared.id_floor + trees.db.generate_id()?)
+        Ok(self.shared.id_floor.load(Ordering::Acquire) + trees.db.generate_id()?)
     }
 
     #[cfg(test)]

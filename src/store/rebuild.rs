@@ -31,15 +31,15 @@ fn beside(dir: &Path, suffix: &str) -> PathBuf {
     dir.with_file_name(name)
 }
 
-fn staging(dir: &Path) -> PathBuf {
+pub(super) fn staging(dir: &Path) -> PathBuf {
     beside(dir, ".rebuilding")
 }
 
-fn previous(dir: &Path) -> PathBuf {
+pub(super) fn previous(dir: &Path) -> PathBuf {
     beside(dir, ".before-rebuild")
 }
 
-fn sync_parent(dir: &Path) -> std::io::Result<()> {
+pub(super) fn sync_parent(dir: &Path) -> std::io::Result<()> {
     match dir.parent().filter(|p| !p.as_os_str().is_empty()) {
         Some(parent) => layout::sync_dir(parent),
         None => Ok(()),
@@ -65,7 +65,7 @@ pub(super) fn finish_interrupted(dir: &Path) -> Result<()> {
 }
 
 /// Bytes the files under `dir` take.
-fn size_of(dir: &Path) -> std::io::Result<u64> {
+pub(super) fn size_of(dir: &Path) -> std::io::Result<u64> {
     let mut total = 0;
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
