@@ -77,6 +77,7 @@ export class Room {
     this.base = { last: 0, unread: 0, mentions: 0 };
     this.readSeq = 0;
     this.notify = 'mentions';
+    this.kind = 'room';
     this.unread = 0;
     this.mentions = 0;
     this.standing(view);
@@ -95,6 +96,7 @@ export class Room {
     this.base = { last: view.last_seq, unread: view.unread || 0, mentions: view.mentions || 0 };
     this.readSeq = Math.max(this.readSeq, view.read_seq || 0);
     if (view.notify) this.notify = view.notify;
+    if (view.kind) this.kind = view.kind;
     this.countUnread(state.me ? state.me.username : '');
   }
 

@@ -581,6 +581,9 @@ const roomFrames = {
     if (item) {
       viewOf(room)?.onChanged(item);
       keepRoom(state.me.username, room);
+      // A deleted message is not unread any more.
+      room.countUnread(state.me.username);
+      renderRooms();
     }
   },
   presence(room, frame) {
