@@ -7,7 +7,7 @@ const SHELL = 'hearth-shell';
 const DATA = 'hearth-data';
 const FILES = [
   '/', '/app.css', '/manifest.webmanifest', '/icons/icon.svg', '/icons/icon-192.png',
-  '/js/early.js', '/js/main.js', '/js/core.js', '/js/room.js', '/js/dom.js', '/js/auth.js',
+  '/js/early.js', '/js/main.js', '/js/core.js', '/js/room.js', '/js/markdown.js', '/js/dom.js', '/js/auth.js',
   '/js/notify.js', '/sounds/ping.wav',
 ];
 // Answers kept for an offline start: GETs only, and never /api/me (a failing /api/me is how the

@@ -242,32 +242,41 @@ export function initial(name) {
 }
 
 const URL_RE = /\bhttps?:\/\/[^\s<>"]+/gi;
-const TRAILING = /[.,;:!?'")\]}]+$/;
+// Left off a URL's end: punctuation, and the markers of formatting (markdown.js) around it.
+const TRAILING = '.,;:!?\'")]}*_~`';
 
 /**
- * The message text as nodes: plain text, with http(s) URLs as links that open in a new tab
- * and tell the target nothing (no opener, no referrer). Anything else stays text.
+ * What a matched URL links: [the text that is the URL, its href], or null if it is not an
+ * http(s) URL. Trailing punctuation stays out, except a ")" closing a "(" in it (wiki links).
  */
+export function urlOf(raw) {
+  let end = raw.length;
+  while (TRAILING.includes(raw[end - 1])) end -= 1;
+  if (!(end === raw.length - 1 && raw[end] === ')' && raw.includes('('))) raw = raw.slice(0, end);
+  try {
+    const url = new URL(raw);
+    if (url.protocol === 'http:' || url.protocol === 'https:') return [raw, url.href];
+  } catch {
+    // not a URL: text
+  }
+  return null;
+}
+
+/** A link that opens in a new tab and tells the target nothing (no opener, no referrer). */
+export function linkEl(text, href) {
+  return h('a', { href, target: '_blank', rel: 'noopener noreferrer nofollow', class: 'link' }, text);
+}
+
+/** Text as nodes: plain text, with http(s) URLs as links (`linkEl`). Anything else stays text. */
 export function richText(text) {
   const nodes = [];
   let last = 0;
   for (const match of text.matchAll(URL_RE)) {
-    let raw = match[0];
-    const trail = raw.match(TRAILING);
-    // Keep a closing parenthesis that belongs to the URL, e.g. wiki links.
-    if (trail && !(trail[0] === ')' && raw.includes('('))) raw = raw.slice(0, raw.length - trail[0].length);
-    const start = match.index;
-    let href = null;
-    try {
-      const url = new URL(raw);
-      if (url.protocol === 'http:' || url.protocol === 'https:') href = url.href;
-    } catch {
-      href = null;
-    }
-    if (!href) continue;
-    if (start > last) nodes.push(text.slice(last, start));
-    nodes.push(h('a', { href, target: '_blank', rel: 'noopener noreferrer nofollow', class: 'link' }, raw));
-    last = start + raw.length;
+    const link = urlOf(match[0]);
+    if (!link) continue;
+    if (match.index > last) nodes.push(text.slice(last, match.index));
+    nodes.push(linkEl(...link));
+    last = match.index + link[0].length;
   }
   if (last < text.length) nodes.push(text.slice(last));
   return nodes;

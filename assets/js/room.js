@@ -4,6 +4,7 @@ import {
   dayKey, dayLabel, timeEl, setTime, refreshTimes, colorClass, initial, richText, listNames, longDate,
 } from './dom.js';
 import { state } from './core.js';
+import { renderMarkdown } from './markdown.js';
 
 export const EMOJI = [
   ['👍', 'thumbs up'], ['❤️', 'heart'], ['😂', 'laughing'], ['🎉', 'party'],
@@ -358,7 +359,7 @@ export class RoomView {
   /** A message's row: a copy of one made once, filled in (under half the time of building each anew). */
   messageRow(item) {
     rowTemplate ||= h('div', { class: 'msg' },
-      h('p', { class: 'text' }),
+      h('div', { class: 'text' }),
       h('div', { class: 'reactions', hidden: true }),
       h('div', { class: 'msg-tools' },
         h('time', { class: 'time time-inline' }),
@@ -380,7 +381,7 @@ export class RoomView {
       return row;
     }
     if (item.kind === 'chat' && item.reply_to) text.before(this.quoteEl(item.reply_to));
-    text.append(...richText(item.text || ''));
+    text.append(...renderMarkdown(item.text || ''));
     if (item.edited_at) text.append(' ', h('span', { class: 'edited', title: `Edited ${new Date(item.edited_at).toLocaleString()}` }, '(edited)'));
     if ((item.mentions || []).includes(state.me.username)) row.classList.add('msg-mentions-me');
     if (Object.values(item.reactions || {}).some((users) => users.length)) reactions.replaceWith(this.reactionsEl(item));
