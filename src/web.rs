@@ -32,7 +32,7 @@ use rust_embed::Embed;
 struct Assets;
 
 /// The UI's whole size budget: every embedded file together, uncompressed.
-pub const UI_BUDGET_BYTES: usize = 183_000;
+pub const UI_BUDGET_BYTES: usize = 184_000;
 
 /// The policy without `connect-src`, which names the socket's origin (see [`csp`]).
 const CSP_BASE: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \

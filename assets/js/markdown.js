@@ -163,17 +163,36 @@ function inline(s) {
 const TAGS = { quote: 'blockquote', item: 'li' };
 
 /** Nodes for a row's `.text`: a para's text as it is, blocks as elements. */
-export function renderMarkdown(message) {
-  return render(parseMarkdown(message));
-}
-
-function render(nodes) {
-  return nodes.flatMap((n) => {
-    if (n.type === 'text') return n.text;
+/** The message as nodes; `@name` of each of `mentions` (the usernames the server found) is marked. */
+export function renderMarkdown(message, mentions = []) {
+  const named = new Set(mentions.map((m) => m.toLowerCase()));
+  const render = (nodes) => nodes.flatMap((n) => {
+    if (n.type === 'text') return named.size ? markMentions(n.text, named) : n.text;
     if (n.type === 'para') return render(n.children);
     if (n.type === 'link') return /^https?:\/\//.test(n.href) ? linkEl(n.text, n.href) : n.text;
     if (n.type === 'pre') return h('pre', n.lang && { dataset: { lang: n.lang } }, h('code', null, n.text));
     if (n.type === 'list') return h(n.ordered ? 'ol' : 'ul', { start: n.start }, render(n.children));
     return h(TAGS[n.type] || n.type, null, n.children ? render(n.children) : n.text);
   });
+  return render(parseMarkdown(message));
+}
+
+// A username's characters (docs/protocol.md, "mentions"): `@` after none of them starts a name.
+const MENTION = /(^|[^A-Za-z0-9_.-])@([A-Za-z0-9_.-]+)/g;
+
+/** Text with each `@name` of `named` in a span; a trailing `.` or `-` is not part of a name. */
+function markMentions(text, named) {
+  const out = [];
+  let last = 0;
+  for (const match of text.matchAll(MENTION)) {
+    let name = match[2];
+    while (name && !named.has(name.toLowerCase()) && /[.-]$/.test(name)) name = name.slice(0, -1);
+    if (!named.has(name.toLowerCase())) continue;
+    const at = match.index + match[1].length;
+    if (at > last) out.push(text.slice(last, at));
+    out.push(h('span', { class: 'mention' }, `@${name}`));
+    last = at + 1 + name.length;
+  }
+  if (last < text.length) out.push(text.slice(last));
+  return out;
 }

@@ -381,7 +381,7 @@ export class RoomView {
       return row;
     }
     if (item.kind === 'chat' && item.reply_to) text.before(this.quoteEl(item.reply_to));
-    text.append(...renderMarkdown(item.text || ''));
+    text.append(...renderMarkdown(item.text || '', item.mentions || []));
     if (item.edited_at) text.append(' ', h('span', { class: 'edited', title: `Edited ${new Date(item.edited_at).toLocaleString()}` }, '(edited)'));
     if ((item.mentions || []).includes(state.me.username)) row.classList.add('msg-mentions-me');
     if (Object.values(item.reactions || {}).some((users) => users.length)) reactions.replaceWith(this.reactionsEl(item));

@@ -154,6 +154,10 @@ test('a mention in a hidden tab: title, icon, sound and notification; @ complete
   await box.pressSequentially('see you');
   await box.press('Enter');
   await messageRow(ben, `thanks @${benName} see you`).and(ben.locator('.msg-mentions-me')).waitFor();
+  // The name is marked in the text, on both sides.
+  for (const page of [ann, ben]) {
+    await messageRow(page, `thanks @${benName} see you`).locator('.mention', { hasText: `@${benName}` }).waitFor();
+  }
 
   // Ben's tab goes to the background; a message that does not name him counts but stays quiet
   // (rooms notify of mentions), one that names him also sounds and notifies.
