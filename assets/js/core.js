@@ -234,15 +234,17 @@ export class Room {
   }
 
   /**
-   * Unread items and mentions of me after my read position: what people said (chat and bot
-   * items by others, not tombstones), as the server counts. Items I have not loaded are the
-   * server's count; those after it are counted here.
+   * Unread messages and mentions of me after my read position: chat and bot items by others,
+   * not tombstones. Where the items after my read position are loaded they are counted here;
+   * where they are not, the server's count stands for them (which counts joins and leaves too,
+   * as PROTOCOL.md has it), plus what arrived since.
    */
   countUnread(me) {
-    const counted = this.readSeq >= this.base.last;
-    let unread = counted ? 0 : this.base.unread;
-    let mentions = counted ? 0 : this.base.mentions;
-    const from = Math.max(this.readSeq, this.base.last);
+    const loaded = this.items.length > 0 && (!this.hasOlder || this.minSeq <= this.readSeq + 1);
+    const own = loaded || this.readSeq >= this.base.last;
+    let unread = own ? 0 : this.base.unread;
+    let mentions = own ? 0 : this.base.mentions;
+    const from = own ? this.readSeq : Math.max(this.readSeq, this.base.last);
     for (let i = this.items.length - 1; i >= 0; i--) {
       const item = this.items[i];
       if (item.seq <= from) break;

@@ -7,7 +7,7 @@ use super::actor::{Effect, RoomActor};
 use super::{Request, RoomError};
 use crate::ids::{RoomCode, Seq};
 use crate::protocol::{ServerFrame, Standing};
-use crate::store::rooms::{ItemKind, MemberRecord, NotifyLevel};
+use crate::store::rooms::{MemberRecord, NotifyLevel};
 use crate::store::{Store, StoreError};
 
 /// Where `member` stands in the room `code`: counted from the store, examining at most
@@ -24,9 +24,9 @@ pub fn standing(
     let (mut unread, mut mentions) = (0, 0);
     if read_seq < last_seq {
         for item in store.items_after(code, read_seq, max_counted)?.items {
-            // What people said, not who came and went: system items are not unread.
-            let said = item.kind != ItemKind::System && !item.deleted;
-            if !said || item.author.as_deref() == Some(member.username.as_str()) {
+            // As PROTOCOL.md counts: every item not authored by the member, system items too
+            // (the web UI counts messages only where it has the items, see assets/js/core.js).
+            if item.deleted || item.author.as_deref() == Some(member.username.as_str()) {
                 continue;
             }
             unread += 1;
