@@ -96,9 +96,11 @@ fn lenient_string<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, 
 pub struct OAuthConfig {
     /// Limit on each call to a provider (discovery, token exchange, user info), in milliseconds.
     pub timeout_ms: u64,
-    /// How long a sign-in may take at the provider before its `state` expires, in seconds.
+    /// How long a sign-in may take at the provider before its `state` expires, and a link may
+    /// wait for the person's confirmation, in seconds.
     pub state_ttl_secs: u64,
-    /// Sign-ins in progress at once; further starts get 503 until some end. 0 = no limit.
+    /// Sign-ins in progress at once; further starts get 503 until some end. Links waiting for
+    /// confirmation are bounded by the same number, apart. 0 = no limit.
     pub max_pending: usize,
     /// Sign-ins in progress at once from one client address; further starts from it get 429
     /// until some end or expire. 0 = no limit.

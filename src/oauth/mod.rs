@@ -4,15 +4,19 @@
 //!   with PKCE S256 (and a nonce for OIDC), the code exchange, the ID token's verification,
 //!   and the user info that says who signed in.
 //! - [`pending`]: sign-ins between start and callback, keyed by the id in a short-lived cookie.
+//! - [`link`]: identities a signed-in user has come back with, waiting for them to confirm the
+//!   link on hearth's own page.
 //! - `issuer`: the account an OIDC identity is linked to, by (issuer, `sub`).
 //! - `log_text`: text from a provider, escaped and capped for the log.
 //! - [`username`]: unique local usernames derived from provider logins.
-//! - [`routes`]: the browser routes `/auth/{provider}/start` and `/auth/{provider}/callback`.
-//! - [`page`]: the HTML pages those routes show when a sign-in fails.
+//! - [`routes`]: the browser routes `/auth/{provider}/start`, `/auth/{provider}/callback` and
+//!   `/auth/{provider}/link`.
+//! - [`page`]: the HTML pages those routes show: the link confirmation, and failures.
 //!
 //! An identity maps to one local user (`store::identities`): (issuer, `sub`) for OIDC providers,
 //! (provider name, provider's user id) for plain OAuth2 ones. A first sign-in creates the user;
-//! a sign-in started by a signed-in user links the identity to them instead. OIDC identities
+//! a sign-in started by a signed-in user links the identity to them instead, once they confirm
+//! it on hearth's page (the callback alone links nothing, see [`link`]). OIDC identities
 //! linked before issuers were recorded are read as the provider's current issuer at their next
 //! sign-in and moved under it; once a provider's issuer changes, identities linked under an
 //! earlier one are refused ([`OAuthError::IssuerChanged`]), never signed in to. A successful
@@ -20,6 +24,7 @@
 //! login.
 
 mod issuer;
+pub mod link;
 mod log_text;
 pub mod page;
 pub mod pending;
@@ -41,6 +46,7 @@ use crate::protocol::ErrorCode;
 use crate::store::accounts::NewUser;
 use crate::store::identities::{IdentityRecord, IdentityStoreError};
 use crate::store::{Store, StoreError, UserRecord};
+use link::{PendingLink, PendingLinks};
 use pending::{Flow, PendingFlows, Refused};
 use provider::{Provider, ProviderUser};
 use tokio::sync::OnceCell;
@@ -50,6 +56,9 @@ pub use routes::router;
 
 /// The cookie that binds a sign-in's `state` to the browser that started it.
 pub const FLOW_COOKIE: &str = "hearth_oauth";
+
+/// The cookie that names the link waiting for this browser's confirmation.
+pub const LINK_COOKIE: &str = "hearth_link";
 
 /// Why a browser sign-in failed. Each becomes a page a person can act on ([`page`]); the
 /// details (`String`s) go to the log only.
@@ -96,6 +105,16 @@ pub enum OAuthError {
     ProviderAlreadyLinked,
     #[error("the session that started linking has ended")]
     LinkSessionLost,
+    #[error("the link to confirm is unknown, expired, answered already, or of another provider")]
+    LinkExpired,
+    #[error("the link was started by another account than the one signed in now")]
+    LinkOtherAccount,
+    #[error("the link confirmation came from a page of another site")]
+    LinkForeignOrigin,
+    #[error("the link confirmation's token is missing or wrong")]
+    LinkTokenMismatch,
+    #[error("the link confirmation answers neither link nor cancel")]
+    LinkAnswerUnknown,
     #[error("too many sign-ins in progress")]
     Busy,
     #[error("too many sign-ins in progress from one address")]
@@ -154,8 +173,35 @@ pub struct Callback {
 pub enum Outcome {
     /// Start a session for this user.
     SignedIn(UserRecord),
-    /// The identity was linked to the signed-in user, whose session goes on.
+    /// The identity waits for the signed-in user's confirmation under this id (the value of
+    /// [`LINK_COOKIE`]); their session goes on.
+    ConfirmLink(String),
+    /// The identity is linked to the signed-in user already; nothing changed.
+    AlreadyLinked,
+}
+
+/// What the link confirmation form sent.
+#[derive(Debug, Default)]
+pub struct LinkAnswer {
+    pub token: Option<String>,
+    /// `link` or `cancel`: the button pressed.
+    pub action: Option<String>,
+}
+
+/// A link answered with a valid confirmation.
+#[derive(Debug, PartialEq, Eq)]
+pub enum LinkDecision {
     Linked,
+    Cancelled,
+}
+
+/// What the confirmation page shows and sends back.
+pub struct LinkPreview {
+    pub provider: String,
+    pub who: ProviderUser,
+    /// The hearth account it would be linked to.
+    pub username: String,
+    pub token: String,
 }
 
 /// A started sign-in: send the browser to `url` with the flow cookie set to `flow_id`.
@@ -169,6 +215,7 @@ pub struct OAuth {
     providers: Vec<Arc<Provider>>,
     http: reqwest::Client,
     pending: PendingFlows,
+    links: PendingLinks,
     store: Store,
     allow_registration: bool,
     state_ttl: Duration,
@@ -211,6 +258,7 @@ impl OAuth {
             providers: providers.into_iter().map(Arc::new).collect(),
             http: provider::http_client(Duration::from_millis(oauth.timeout_ms))?,
             pending: PendingFlows::new(state_ttl, oauth.max_pending, oauth.max_pending_per_ip),
+            links: PendingLinks::new(state_ttl, oauth.max_pending),
             store,
             allow_registration: config.auth.allow_registration,
             state_ttl,
@@ -243,7 +291,6 @@ impl OAuth {
         next: String,
         client: IpAddr,
     ) -> Result<Started, OAuthError> {
-        let random = || token::generate().map_err(|e| OAuthError::Internal(e.to_string()));
         let (state, flow_id) = (random()?, random()?);
         let nonce = match provider.issuer() {
             Some(_) => Some(random()?),
@@ -318,12 +365,92 @@ impl OAuth {
             .await?;
         let outcome = match flow.link_user {
             Some(user_id) => {
-                self.link(provider, who, user_id).await?;
-                Outcome::Linked
+                self.hold_link(provider, who, user_id, flow.next.clone())
+                    .await?
             }
             None => Outcome::SignedIn(self.user_for(provider, who).await?),
         };
         Ok((outcome, flow.next))
+    }
+
+    /// Keeps the identity for the user to confirm, after refusing what linking it would.
+    async fn hold_link(
+        &self,
+        provider: &Provider,
+        who: ProviderUser,
+        user_id: u64,
+        next: String,
+    ) -> Result<Outcome, OAuthError> {
+        if self.linked_already(provider, &who, user_id).await? {
+            return Ok(Outcome::AlreadyLinked);
+        }
+        let (link_id, token) = (random()?, random()?);
+        let link = PendingLink::new(user_id, provider.name.clone(), who, next, token);
+        self.links
+            .insert(link_id.clone(), link)
+            .map_err(|link::Full| OAuthError::Busy)?;
+        Ok(Outcome::ConfirmLink(link_id))
+    }
+
+    /// The link waiting under `link_id` at `provider`, for its own user to see: what the
+    /// confirmation page shows. It stays waiting.
+    pub fn link_to_confirm(
+        &self,
+        provider: &Provider,
+        link_id: Option<&str>,
+        signed_in: Option<u64>,
+    ) -> Result<LinkPreview, OAuthError> {
+        let link = link_id
+            .and_then(|id| self.links.get(id))
+            .filter(|link| link.provider == provider.name)
+            .ok_or(OAuthError::LinkExpired)?;
+        check_link_user(&link, signed_in)?;
+        let user = self
+            .store
+            .user_by_id(link.user_id)?
+            .ok_or(OAuthError::LinkSessionLost)?;
+        Ok(LinkPreview {
+            provider: link.provider,
+            who: link.who,
+            username: user.username.to_string(),
+            token: link.token,
+        })
+    }
+
+    /// Takes the link waiting under `link_id` out, so that it is answered at most once,
+    /// whatever the answer.
+    pub fn take_link(&self, link_id: Option<&str>) -> Option<PendingLink> {
+        link_id.and_then(|id| self.links.take(id))
+    }
+
+    /// Answers a taken link: links it or not as the confirmation says, if the confirmation is
+    /// its own user's and carries its token. Answers the decision and where to go.
+    pub async fn answer_link(
+        &self,
+        provider: &Provider,
+        link: Option<PendingLink>,
+        signed_in: Option<u64>,
+        answer: LinkAnswer,
+    ) -> Result<(LinkDecision, String), OAuthError> {
+        let link = link
+            .filter(|link| link.provider == provider.name)
+            .ok_or(OAuthError::LinkExpired)?;
+        check_link_user(&link, signed_in)?;
+        let token_matches = answer
+            .token
+            .as_deref()
+            .is_some_and(|token| same(token, &link.token));
+        if !token_matches {
+            return Err(OAuthError::LinkTokenMismatch);
+        }
+        match answer.action.as_deref() {
+            Some("link") => {
+                self.link(provider, link.who, link.user_id).await?;
+                Ok((LinkDecision::Linked, link.next))
+            }
+            Some("cancel") => Ok((LinkDecision::Cancelled, link.next)),
+            _ => Err(OAuthError::LinkAnswerUnknown),
+        }
     }
 
     /// The user an identity maps to, created on its first sign-in.
@@ -350,8 +477,7 @@ impl OAuth {
             let username = if n <= username::COUNTED_CANDIDATES {
                 username::candidate(&base, n)
             } else {
-                let random = token::generate().map_err(|e| OAuthError::Internal(e.to_string()))?;
-                let suffix: String = random
+                let suffix: String = random()?
                     .chars()
                     .filter(char::is_ascii_alphanumeric)
                     .take(6)
@@ -396,18 +522,38 @@ impl OAuth {
         )))
     }
 
+    /// Whether the identity is linked to `user_id` already; refuses one that cannot be linked
+    /// to them: linked to someone else, or they have another identity at this provider. The
+    /// callback asks before anyone is asked to confirm, and [`Self::link`] again (the store's
+    /// transaction decides last).
+    async fn linked_already(
+        &self,
+        provider: &Provider,
+        who: &ProviderUser,
+        user_id: u64,
+    ) -> Result<bool, OAuthError> {
+        // The store sees only the issuer's key; an identity linked under the provider's name
+        // (before issuers were recorded) or an earlier issuer is found here.
+        match self.linked_user(provider, who).await? {
+            Some(owner) if owner == user_id => return Ok(true),
+            Some(_) => return Err(OAuthError::LinkedElsewhere),
+            None => {}
+        }
+        let identities = self.store.identities_of(user_id)?;
+        if identities.iter().any(|i| i.provider == provider.name) {
+            return Err(OAuthError::ProviderAlreadyLinked);
+        }
+        Ok(false)
+    }
+
     async fn link(
         &self,
         provider: &Provider,
         who: ProviderUser,
         user_id: u64,
     ) -> Result<(), OAuthError> {
-        // The store sees only the issuer's key; an identity linked under the provider's name
-        // (before issuers were recorded) or an earlier issuer is found here.
-        match self.linked_user(provider, &who).await? {
-            Some(owner) if owner == user_id => return Ok(()),
-            Some(_) => return Err(OAuthError::LinkedElsewhere),
-            None => {}
+        if self.linked_already(provider, &who, user_id).await? {
+            return Ok(());
         }
         let ticket = self.store.ticket();
         match self
@@ -471,6 +617,20 @@ impl OAuth {
                 other.to_string(),
             )))),
         }
+    }
+}
+
+/// A fresh random secret: a state, an id, a token.
+fn random() -> Result<String, OAuthError> {
+    token::generate().map_err(|e| OAuthError::Internal(e.to_string()))
+}
+
+/// Refuses a link to anyone but the user it was started by.
+fn check_link_user(link: &PendingLink, signed_in: Option<u64>) -> Result<(), OAuthError> {
+    match signed_in {
+        None => Err(OAuthError::LinkSessionLost),
+        Some(id) if id != link.user_id => Err(OAuthError::LinkOtherAccount),
+        Some(_) => Ok(()),
     }
 }
 

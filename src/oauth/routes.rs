@@ -1,19 +1,25 @@
 //! The browser's side of the dance: `GET /auth/{provider}/start` sends the browser to the
 //! provider with a flow cookie; `GET /auth/{provider}/callback` checks the cookie against the
-//! `state` that came back, exchanges the code and signs in (or links) with a 302.
+//! `state` that came back, exchanges the code and signs in with a 302. A link flow's callback
+//! instead keeps the identity waiting under a link cookie and sends the browser to
+//! `GET /auth/{provider}/link`, which asks whether to link it; the form there posts to
+//! `POST /auth/{provider}/link`, which links it (or not) and goes on to `next`.
 
 use std::sync::Arc;
 
-use axum::extract::rejection::PathRejection;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{FromRef, Path, RawQuery, State};
-use axum::http::header::{CACHE_CONTROL, LOCATION, SET_COOKIE};
+use axum::http::header::{CACHE_CONTROL, LOCATION, REFERRER_POLICY, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use oauth2::url::form_urlencoded;
 
-use super::{Callback, OAuth, OAuthError, Outcome, FLOW_COOKIE};
+use super::{
+    page, Callback, LinkAnswer, LinkDecision, OAuth, OAuthError, Outcome, FLOW_COOKIE, LINK_COOKIE,
+};
 use crate::auth::origin::AllowedOrigins;
 use crate::auth::AuthService;
 use crate::config::Config;
@@ -35,6 +41,7 @@ pub fn router() -> Router<OAuthState> {
     Router::new()
         .route("/auth/{provider}/start", get(start))
         .route("/auth/{provider}/callback", get(callback))
+        .route("/auth/{provider}/link", get(link_page).post(link_answer))
 }
 
 /// `?next=/r/CODE` lands there after signing in. Only a path on this site is kept; anything
@@ -64,15 +71,34 @@ fn signed_in(state: &OAuthState, headers: &HeaderMap) -> Option<u64> {
 }
 
 /// Headers every answer of these routes carries: nothing is cached, and the callback URL (it
-/// holds the code) is not sent on as a Referer.
+/// holds the code) is not sent on as a Referer. The confirmation page keeps the policy it
+/// brings (see [`page::confirm_link`]).
 fn finish_headers(response: &mut Response) {
     let headers = response.headers_mut();
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    headers
+        .entry(REFERRER_POLICY)
+        .or_insert(HeaderValue::from_static("no-referrer"));
 }
 
 fn flow_cookie(state: &OAuthState, value: &str, max_age: u64) -> Option<HeaderValue> {
     http_only_cookie(&state.config, FLOW_COOKIE, "/auth", value, max_age)
+}
+
+/// The cookie naming a link that waits for confirmation; the same attributes as the flow's.
+fn link_cookie(state: &OAuthState, value: &str, max_age: u64) -> Option<HeaderValue> {
+    http_only_cookie(&state.config, LINK_COOKIE, "/auth", value, max_age)
+}
+
+fn clear_link_cookie(state: &OAuthState, response: &mut Response) {
+    if let Some(cookie) = link_cookie(state, "", 0) {
+        response.headers_mut().append(SET_COOKIE, cookie);
+    }
+}
+
+/// Where a provider's link is confirmed.
+fn link_path(provider: &str) -> String {
+    format!("/auth/{provider}/link")
 }
 
 /// Counts a finished callback; only enabled providers' names become labels.
@@ -147,21 +173,31 @@ async fn callback(
             .oauth
             .finish(&provider, flow_id, callback, signed_in)
             .await?;
-        let mut response = redirect(&next)?;
         match outcome {
             Outcome::SignedIn(user) => {
+                let mut response = redirect(&next)?;
                 let session = state.auth.start_session(user).await?;
                 let max_age = state.auth.session_ttl().as_secs();
                 if let Some(cookie) = session_cookie(&state.config, &session.token, max_age) {
                     response.headers_mut().append(SET_COOKIE, cookie);
                 }
                 count(&provider.name, "signed_in");
+                Ok(response)
             }
-            Outcome::Linked => {
+            // Counted when answered, as linked, link_cancelled or refused.
+            Outcome::ConfirmLink(link_id) => {
+                let mut response = redirect(&link_path(&provider.name))?;
+                let max_age = state.oauth.state_ttl().as_secs();
+                if let Some(cookie) = link_cookie(&state, &link_id, max_age) {
+                    response.headers_mut().append(SET_COOKIE, cookie);
+                }
+                Ok(response)
+            }
+            Outcome::AlreadyLinked => {
                 count(&provider.name, "linked");
+                redirect(&next)
             }
         }
-        Ok::<_, OAuthError>(response)
     }
     .await;
     let mut response = outcome.unwrap_or_else(|e| {
@@ -176,6 +212,88 @@ async fn callback(
     }
     finish_headers(&mut response);
     response
+}
+
+/// `GET /auth/{provider}/link`: the confirmation page of the link the cookie names, for the
+/// user who started it. Showing it changes nothing, the cookie included: one naming a link of
+/// another provider still names it, and one whose link expired expires with it (same age).
+async fn link_page(
+    State(state): State<OAuthState>,
+    provider: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+) -> Response {
+    let provider = provider.map(|Path(p)| p).unwrap_or_default();
+    let outcome = (|| {
+        let provider = state.oauth.provider(&provider)?;
+        let link_id = cookie(&headers, LINK_COOKIE);
+        let preview =
+            state
+                .oauth
+                .link_to_confirm(&provider, link_id, signed_in(&state, &headers))?;
+        Ok::<_, OAuthError>(page::confirm_link(&preview, &link_path(&provider.name)))
+    })();
+    let mut response = outcome.unwrap_or_else(IntoResponse::into_response);
+    finish_headers(&mut response);
+    response
+}
+
+/// `POST /auth/{provider}/link`: the confirmation form's answer. The link is taken out first,
+/// so whatever happens it is answered once; then the answer must come from a page of this
+/// site, from the user who started the link, with the page's token.
+async fn link_answer(
+    State(state): State<OAuthState>,
+    provider: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let link = state.oauth.take_link(cookie(&headers, LINK_COOKIE));
+    let provider = provider.map(|Path(p)| p).unwrap_or_default();
+    let name = provider.clone();
+    let outcome = async {
+        let provider = state.oauth.provider(&provider)?;
+        if !state.origins.permits(&headers) {
+            return Err(OAuthError::LinkForeignOrigin);
+        }
+        let answer = link_form(body.as_deref().unwrap_or_default());
+        let signed_in = signed_in(&state, &headers);
+        let (decision, next) = state
+            .oauth
+            .answer_link(&provider, link, signed_in, answer)
+            .await?;
+        count(
+            &provider.name,
+            match decision {
+                LinkDecision::Linked => "linked",
+                LinkDecision::Cancelled => "link_cancelled",
+            },
+        );
+        redirect(&next)
+    }
+    .await;
+    let mut response = outcome.unwrap_or_else(|e| {
+        if !matches!(e, OAuthError::UnknownProvider(_)) {
+            count(&name, "refused");
+        }
+        e.into_response()
+    });
+    clear_link_cookie(&state, &mut response);
+    finish_headers(&mut response);
+    response
+}
+
+/// The confirmation form's fields (`application/x-www-form-urlencoded`); the first of each
+/// counts, and a body that is not a form has none.
+fn link_form(body: &[u8]) -> LinkAnswer {
+    let mut answer = LinkAnswer::default();
+    for (key, value) in form_urlencoded::parse(body) {
+        let slot = match &*key {
+            "token" => &mut answer.token,
+            "action" => &mut answer.action,
+            _ => continue,
+        };
+        slot.get_or_insert(value.into_owned());
+    }
+    answer
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! Sign-in through OAuth providers, against the real server and the mock provider of
 //! `common::oauth_mock`. The test plays the browser by hand: start -> provider -> callback,
-//! with cookies.
+//! with cookies, and for a link the confirmation page and its form.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::common;
@@ -16,6 +16,7 @@ use reqwest::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
 use reqwest::{StatusCode, Url};
 use serde_json::{json, Value};
 
+mod link;
 mod oidc;
 
 /// What the server believes its public URL is; the test maps it onto the real address.
@@ -104,7 +105,25 @@ struct Browser {
 
 impl Browser {
     async fn get(&mut self, url: &str) -> reqwest::Response {
-        let mut request = client().get(url);
+        self.send(client().get(url)).await
+    }
+
+    /// Posts a form as a page with this `Origin` would (none: as a non-browser client).
+    async fn post_form(
+        &mut self,
+        url: &str,
+        fields: &[(&str, &str)],
+        origin: Option<&str>,
+    ) -> reqwest::Response {
+        let mut request = client().post(url).form(fields);
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        self.send(request).await
+    }
+
+    /// Sends the request with the jar's cookies and keeps what the answer sets.
+    async fn send(&mut self, mut request: reqwest::RequestBuilder) -> reqwest::Response {
         if !self.jar.is_empty() {
             let cookies: Vec<String> = self.jar.iter().map(|(k, v)| format!("{k}={v}")).collect();
             request = request.header(COOKIE, cookies.join("; "));
@@ -164,6 +183,83 @@ async fn land(server: &TestServer, browser: &mut Browser, callback: &str) -> req
     assert_eq!(url.origin().ascii_serialization(), PUBLIC, "{callback}");
     let path = format!("{}?{}", url.path(), url.query().unwrap_or(""));
     browser.get(&server.url(&path)).await
+}
+
+/// The confirmation page a link's callback sends the browser to.
+struct LinkPage {
+    /// Where its form posts.
+    action: String,
+    token: String,
+    html: String,
+}
+
+/// Follows a link's callback (`response`) to its confirmation page and reads the form.
+async fn link_page(
+    server: &TestServer,
+    browser: &mut Browser,
+    response: reqwest::Response,
+) -> LinkPage {
+    let status = response.status();
+    let to = response
+        .headers()
+        .get(LOCATION)
+        .map(|v| v.to_str().unwrap().to_string());
+    assert_eq!(
+        (
+            status,
+            to.as_deref().is_some_and(|to| to.ends_with("/link"))
+        ),
+        (StatusCode::FOUND, true),
+        "to the confirmation: {to:?} {}",
+        response.text().await.unwrap()
+    );
+    assert!(browser.jar.contains_key("hearth_link"), "link cookie set");
+    let page = browser.get(&server.url(&to.unwrap())).await;
+    let status = page.status();
+    let html = page.text().await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{html}");
+    let field = |before: &str| {
+        let start = html
+            .find(before)
+            .unwrap_or_else(|| panic!("{before} in {html}"))
+            + before.len();
+        html[start..][..html[start..].find('"').unwrap()].to_string()
+    };
+    LinkPage {
+        action: field("<form method=\"post\" action=\""),
+        token: field("name=\"token\" value=\""),
+        html,
+    }
+}
+
+/// Answers a link's confirmation page from this site's own page: `Link` (or `Cancel`).
+async fn answer_link(
+    server: &TestServer,
+    browser: &mut Browser,
+    page: &LinkPage,
+    action: &str,
+) -> reqwest::Response {
+    let fields = [("token", page.token.as_str()), ("action", action)];
+    browser
+        .post_form(&server.url(&page.action), &fields, Some(PUBLIC))
+        .await
+}
+
+/// Confirms the link a link flow's callback (`response`) waits for, as the person would: the
+/// page, then its Link button. Answers the form's answer, a 302 to `next`.
+async fn confirm_link(
+    server: &TestServer,
+    browser: &mut Browser,
+    response: reqwest::Response,
+) -> reqwest::Response {
+    let page = link_page(server, browser, response).await;
+    let answer = answer_link(server, browser, &page, "link").await;
+    assert_eq!(answer.status(), StatusCode::FOUND, "linked");
+    assert!(
+        !browser.jar.contains_key("hearth_link"),
+        "link cookie cleared"
+    );
+    answer
 }
 
 /// A whole sign-in in a fresh browser; answers the browser, signed in.
@@ -599,11 +695,12 @@ async fn link_and_unlink_providers() {
         .insert("hearth_session".into(), alice_token.clone());
     let alice_gh = person("100", "alice-gh");
 
-    // Starting while signed in links; the session goes on and no new one is made.
+    // Starting while signed in links, once confirmed; the session goes on and no new one is
+    // made.
     let authorize = start(&server, &mut alice, "github", "?next=/settings").await;
     let callback = consent(&authorize, &alice_gh, None).await;
     let response = land(&server, &mut alice, &callback).await;
-    assert_eq!(response.status(), StatusCode::FOUND);
+    let response = confirm_link(&server, &mut alice, response).await;
     assert_eq!(location(&response), "/settings");
     assert_eq!(
         alice.session().as_deref(),
@@ -625,10 +722,8 @@ async fn link_and_unlink_providers() {
     // Link Google too, then unlink GitHub: a password and Google remain.
     let authorize = start(&server, &mut alice, "google", "").await;
     let callback = consent(&authorize, &person("g-100", "alice"), None).await;
-    assert_eq!(
-        land(&server, &mut alice, &callback).await.status(),
-        StatusCode::FOUND
-    );
+    let response = land(&server, &mut alice, &callback).await;
+    confirm_link(&server, &mut alice, response).await;
     let (status, _) = server
         .post(
             "/api/auth/providers/github/unlink",
@@ -673,10 +768,8 @@ async fn link_and_unlink_providers() {
     let mut bob_browser = bob.clone();
     let authorize = start(&server, &mut bob_browser, "gitea", "").await;
     let callback = consent(&authorize, &person("bob-sub", "bobby"), None).await;
-    assert_eq!(
-        land(&server, &mut bob_browser, &callback).await.status(),
-        StatusCode::FOUND
-    );
+    let response = land(&server, &mut bob_browser, &callback).await;
+    confirm_link(&server, &mut bob_browser, response).await;
     let (status, _) = server
         .post(
             "/api/auth/providers/github/unlink",
@@ -695,21 +788,25 @@ async fn link_and_unlink_providers() {
     assert_eq!((status.as_u16(), code(&body)), (409, "last_sign_in_method"));
 
     // An identity of another account cannot be linked; neither can a second GitHub account.
+    // Both are refused at the callback, before anyone is asked to confirm.
     let mut alice_again = alice.clone();
     let authorize = start(&server, &mut alice_again, "gitea", "").await;
     let callback = consent(&authorize, &person("bob-sub", "bobby"), None).await;
     let response = land(&server, &mut alice_again, &callback).await;
     assert_refused(response, StatusCode::CONFLICT, "different Hearth account").await;
+    assert!(
+        !alice_again.jar.contains_key("hearth_link"),
+        "nothing to confirm"
+    );
     let authorize = start(&server, &mut alice, "github", "").await;
     let callback = consent(&authorize, &person("300", "alice-other"), None).await;
-    assert_eq!(
-        land(&server, &mut alice, &callback).await.status(),
-        StatusCode::FOUND
-    );
+    let response = land(&server, &mut alice, &callback).await;
+    confirm_link(&server, &mut alice, response).await;
     let authorize = start(&server, &mut alice, "github", "").await;
     let callback = consent(&authorize, &person("301", "alice-third"), None).await;
     let response = land(&server, &mut alice, &callback).await;
     assert_refused(response, StatusCode::CONFLICT, "Unlink that one first").await;
+    assert!(!alice.jar.contains_key("hearth_link"), "nothing to confirm");
 
     // Unlinking with the cookie from a foreign page is refused like any cookie POST.
     let foreign = client()
@@ -852,7 +949,37 @@ async fn closed_registration_admits_only_linked_identities() {
     let callback = consent(&authorize, &person("1", "stranger"), None).await;
     let response = land(&server, &mut browser, &callback).await;
     assert_refused(response, StatusCode::FORBIDDEN, "does not create accounts").await;
-    assert!(users_after_stop(server).await.is_empty());
+
+    // An account made by the operator (as `hearth user add` does) links its provider account
+    // while signed in with its password, and from then on signs in with it.
+    server
+        .store()
+        .create_user(hearth::store::accounts::NewUser {
+            username: hearth::ids::Username::parse("carol").unwrap(),
+            display_name: "Carol".into(),
+            password_hash: Some(hearth::auth::password::hash_now(PASSWORD).unwrap()),
+            bot: false,
+            created_at: 1,
+        })
+        .unwrap();
+    let (status, login) = server.login("carol", PASSWORD).await;
+    assert_eq!(status, StatusCode::OK, "{login}");
+    let mut carol = Browser::default();
+    carol.jar.insert(
+        "hearth_session".into(),
+        login["token"].as_str().unwrap().into(),
+    );
+    let carol_gh = person("2", "carol-gh");
+    let authorize = start(&server, &mut carol, "github", "").await;
+    let callback = consent(&authorize, &carol_gh, None).await;
+    let response = land(&server, &mut carol, &callback).await;
+    confirm_link(&server, &mut carol, response).await;
+    let via_github = sign_in(&server, "github", &carol_gh).await;
+    assert_eq!(
+        api(&server, &via_github, "/api/me").await.1["user"]["username"],
+        "carol"
+    );
+    assert_eq!(users_after_stop(server).await, ["carol"]);
 }
 
 #[test]
