@@ -228,7 +228,8 @@ export class RoomView {
     if (this.stick) this.toBottom();
     if (!this.firstPaint && this.room.items.length) this.markFirstPaint();
     this.maybeLoadMore();
-    this.showJump();
+    // After the frame that draws the log: asking where the line is would lay it out twice.
+    requestAnimationFrame(() => this.showJump());
   }
 
   /** What counts as unread: chat and bot items by others, not deleted (as core.js counts). */
