@@ -8,7 +8,7 @@
 //! of the queue when the worker starts, which also takes back jobs left running by an earlier
 //! run of the server (their lease names that run).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -53,6 +53,10 @@ pub struct Worker {
     stop: CancellationToken,
     /// Job id -> unix ms before which it is not tried.
     due: BTreeMap<u64, u64>,
+    /// The jobs being tried now, by the task trying each. A job can reach the worker twice
+    /// (the start's scan of the queue finds it, and the room that stored it sends its id); a
+    /// second try while the first runs would call the plugin twice for one command.
+    trying: HashMap<tokio::task::Id, u64>,
     failures_in_a_row: u32,
     paused_until: u64,
     /// One permit per call that may run at once. A try holds its permit only while the plugin
@@ -76,6 +80,7 @@ impl Worker {
             inbox,
             stop,
             due: BTreeMap::new(),
+            trying: HashMap::new(),
             failures_in_a_row: 0,
             paused_until: 0,
             calls: Arc::new(Semaphore::new(concurrency)),
@@ -103,14 +108,22 @@ impl Worker {
             tokio::select! {
                 () = self.stop.cancelled() => break,
                 Some(job) = self.inbox.recv() => {
-                    self.due.entry(job).or_insert(0);
+                    if !self.trying.values().any(|&tried| tried == job) {
+                        self.due.entry(job).or_insert(0);
+                    }
                 }
                 () = self.call_ended.notified() => {}
-                Some(finished) = running.join_next(), if !running.is_empty() => match finished {
-                    Ok((job, outcome)) => self.settle(job, outcome),
+                Some(finished) = running.join_next_with_id(), if !running.is_empty() => match finished {
+                    Ok((task, (job, outcome))) => {
+                        self.trying.remove(&task);
+                        self.settle(job, outcome);
+                    }
                     // A panic in hearth's own code around a call; the job's lease runs out
                     // and the next start of the worker takes it again.
-                    Err(error) => tracing::error!(plugin = %self.plugin, %error, "bot job task failed"),
+                    Err(error) => {
+                        self.trying.remove(&error.id());
+                        tracing::error!(plugin = %self.plugin, %error, "bot job task failed");
+                    }
                 },
                 () = tokio::time::sleep(Duration::from_millis(wake_at.saturating_sub(now))) => {}
             }
@@ -167,7 +180,8 @@ impl Worker {
                 permit,
                 ended: self.call_ended.clone(),
             };
-            running.spawn(async move { (id, run_job(&ctx, &plugin, id, slot).await) });
+            let task = running.spawn(async move { (id, run_job(&ctx, &plugin, id, slot).await) });
+            self.trying.insert(task.id(), id);
         }
     }
 
