@@ -248,13 +248,18 @@ export class Room {
     for (let i = this.items.length - 1; i >= 0; i--) {
       const item = this.items[i];
       if (item.seq <= from) break;
-      if (item.kind === 'system' || item.deleted || item.author === me) continue;
+      if (!isMessageFor(item, me)) continue;
       unread++;
       if ((item.mentions || []).includes(me)) mentions++;
     }
     this.unread = unread;
     this.mentions = mentions;
   }
+}
+
+/** Whether `item` is something said to `me`: a chat or bot item by someone else, not deleted. */
+export function isMessageFor(item, me) {
+  return item.kind !== 'system' && !item.deleted && item.author !== me;
 }
 
 // ---- one WebSocket for every room, with automatic reconnection ----

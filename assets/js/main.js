@@ -1,7 +1,7 @@
 // Hearth's web UI: boot, routes, the sidebar, and the socket's frames applied to the rooms.
 import { h, icon, logo, toast, modal, copyText, colorClass, initial, parseCode, exactOnHover } from './dom.js';
 import {
-  api, answer, state, Room, Socket, registerWorker, keepAccount, keepRoom, keptRoom, forgetKept,
+  api, answer, state, Room, isMessageFor, Socket, registerWorker, keepAccount, keepRoom, keptRoom, forgetKept,
 } from './core.js';
 import { RoomView } from './room.js';
 
@@ -532,7 +532,7 @@ function afterItems(room, added, before, fromJoin = false) {
   room.countUnread(state.me.username);
   // Live messages for a room I am not looking at; what a join catches up on is only counted.
   const looking = state.current === room.code && document.visibilityState === 'visible';
-  if (!fromJoin && !looking && added.some((item) => item.kind !== 'system' && item.author !== state.me.username)) {
+  if (!fromJoin && !looking && added.some((item) => isMessageFor(item, state.me.username))) {
     import('./notify.js').then(({ alertFor }) => {
       for (const item of added) alertFor(room, item, state.me.username, (code) => navigate(`/r/${code}`));
     });

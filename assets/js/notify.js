@@ -3,7 +3,7 @@
 // decided here too; the counts are core.js's (Room.countUnread), the title and tab icon
 // main.js's. Loaded when first needed: the first paint does without it.
 import { h, modal, toast } from './dom.js';
-import { api } from './core.js';
+import { api, isMessageFor } from './core.js';
 
 const LEVELS = [
   ['all', 'Every message', 'Each new message notifies you.'],
@@ -40,7 +40,7 @@ function setSoundSetting(value) {
 
 /** Whether `item`, new in `room`, is worth telling me about at the room's level. */
 export function notifies(room, item, me) {
-  if (item.kind === 'system' || item.deleted || item.author === me) return false;
+  if (!isMessageFor(item, me)) return false;
   if (room.notify === 'all') return true;
   if (room.notify === 'none') return false;
   return mentionsMe(item, me);

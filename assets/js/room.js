@@ -3,7 +3,7 @@ import {
   h, icon, copyText, toast, confirmDialog,
   dayKey, dayLabel, timeEl, setTime, refreshTimes, colorClass, initial, richText, listNames, longDate,
 } from './dom.js';
-import { state } from './core.js';
+import { state, isMessageFor } from './core.js';
 import { renderMarkdown } from './markdown.js';
 
 export const EMOJI = [
@@ -232,11 +232,6 @@ export class RoomView {
     requestAnimationFrame(() => this.showJump());
   }
 
-  /** What counts as unread: chat and bot items by others, not deleted (as core.js counts). */
-  isUnread(item) {
-    return item.kind !== 'system' && !item.deleted && item.author !== state.me.username;
-  }
-
   /**
    * The tab was hidden (`away`: new items from now on get the "new" line, if none is shown) or
    * seen again (a line that nothing came after is dropped).
@@ -318,7 +313,7 @@ export class RoomView {
       ctx.group = null;
     }
     const fromStart = !this.room.hasOlder || this.room.minSeq <= this.dividerAfter + 1;
-    if (!this.dividerShown && this.dividerAfter != null && fromStart && item.seq > this.dividerAfter && this.isUnread(item)) {
+    if (!this.dividerShown && this.dividerAfter != null && fromStart && item.seq > this.dividerAfter && isMessageFor(item, state.me.username)) {
       this.divider = h('li', { class: 'unread-divider', role: 'separator', 'aria-label': 'New messages since you were last here' },
         h('span', null, 'New'));
       parent.append(this.divider);

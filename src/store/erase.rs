@@ -31,14 +31,11 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::layout::{self, Layout};
-use super::rebuild::{previous, size_of, staging, sync_parent};
+use super::rebuild::{copy_into, previous, room_for_a_copy, staging, sync_parent};
 use super::rooms::{item_key, Item};
-use super::snapshot::{Header, Loader};
 use super::{
-    check, encode_bounded, id_floor, open_sled, Result, Store, StoreError, Trees,
-    CHECK_CACHE_BYTES, MIN_FREE_TO_OPEN, SCHEMA_VERSION,
+    check, encode_bounded, id_floor, open_sled, Result, Store, StoreError, Trees, CHECK_CACHE_BYTES,
 };
-use crate::clock::now_ms;
 use crate::ids::RoomCode;
 
 /// In `meta`: present while the log may hold text that was deleted or replaced.
@@ -180,46 +177,14 @@ impl Store {
 /// it durable and checks it; answers how many records it holds.
 fn copy(store: &Store, trees: &Trees, staging: &Path) -> Result<u64> {
     trees.db.flush()?;
-    let needed = size_of(&store.shared.dir)? + MIN_FREE_TO_OPEN;
-    let free = fs2::available_space(&store.shared.dir).unwrap_or(u64::MAX);
-    if free < needed {
-        return Err(StoreError::NoSpace {
-            dir: store.shared.dir.clone(),
-            free,
-            needed,
-        });
-    }
+    room_for_a_copy(&store.shared.dir)?;
     let floor = store
         .shared
         .id_floor
         .load(std::sync::atomic::Ordering::Acquire);
-    let header = Header {
-        hearth_version: env!("CARGO_PKG_VERSION").to_string(),
-        schema_version: SCHEMA_VERSION,
-        id_high_water: floor + trees.db.generate_id()? + 1,
-        taken_at: now_ms(),
-    };
-    let mut loader = Loader::create(staging)?;
-    let mut read = 0u64;
-    let mut names = trees.db.tree_names();
-    names.sort();
-    for name in names {
-        loader.tree(&name)?;
-        for entry in trees.db.open_tree(&name)?.iter() {
-            let (key, value) = entry?;
-            if name.as_ref() == b"meta" && key.as_ref() == ERASE_KEY {
-                continue;
-            }
-            loader.entry(&key, &value)?;
-            read += 1;
-        }
-    }
-    let written = loader.finish(&header)?;
-    if written != read {
-        return Err(StoreError::Io(std::io::Error::other(format!(
-            "the rewritten database holds {written} records, the old one {read}"
-        ))));
-    }
+    let written = copy_into(&trees.db, floor, staging, |tree, key| {
+        !(tree == b"meta" && key == ERASE_KEY)
+    })?;
     let db = open_sled(staging, CHECK_CACHE_BYTES, Layout::CURRENT)?;
     Store::check_schema(&db, staging)?;
     check::verify(&db, staging)?;

@@ -65,7 +65,7 @@ pub(super) fn finish_interrupted(dir: &Path) -> Result<()> {
 }
 
 /// Bytes the files under `dir` take.
-pub(super) fn size_of(dir: &Path) -> std::io::Result<u64> {
+fn size_of(dir: &Path) -> std::io::Result<u64> {
     let mut total = 0;
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
@@ -79,9 +79,8 @@ pub(super) fn size_of(dir: &Path) -> std::io::Result<u64> {
     Ok(total)
 }
 
-/// Rebuilds the legacy database in `dir` into [`Layout::CURRENT`].
-pub(super) fn into_current_layout(dir: &Path) -> Result<()> {
-    let started = Instant::now();
+/// Refuses to start a copy of the database in `dir` without room for it beside the original.
+pub(super) fn room_for_a_copy(dir: &Path) -> Result<()> {
     let needed = size_of(dir)? + super::MIN_FREE_TO_OPEN;
     let free = fs2::available_space(dir).unwrap_or(u64::MAX);
     if free < needed {
@@ -91,6 +90,51 @@ pub(super) fn into_current_layout(dir: &Path) -> Result<()> {
             needed,
         });
     }
+    Ok(())
+}
+
+/// Copies every record of `db` that `keep(tree, key)` wants into a new, durable database at
+/// `staging`, above an id floor past every id `db` handed out (`floor` being its own); answers
+/// how many records it holds.
+pub(super) fn copy_into(
+    db: &sled::Db,
+    floor: u64,
+    staging: &Path,
+    keep: impl Fn(&[u8], &[u8]) -> bool,
+) -> Result<u64> {
+    let header = Header {
+        hearth_version: env!("CARGO_PKG_VERSION").to_string(),
+        schema_version: SCHEMA_VERSION,
+        id_high_water: floor + db.generate_id()? + 1,
+        taken_at: now_ms(),
+    };
+    let mut loader = Loader::create(staging)?;
+    let mut read = 0u64;
+    let mut names = db.tree_names();
+    names.sort();
+    for name in names {
+        loader.tree(&name)?;
+        for entry in db.open_tree(&name)?.iter() {
+            let (key, value) = entry?;
+            if keep(&name, &key) {
+                loader.entry(&key, &value)?;
+                read += 1;
+            }
+        }
+    }
+    let written = loader.finish(&header)?;
+    if written != read {
+        return Err(StoreError::Io(std::io::Error::other(format!(
+            "the copy holds {written} records, the original {read}"
+        ))));
+    }
+    Ok(written)
+}
+
+/// Rebuilds the legacy database in `dir` into [`Layout::CURRENT`].
+pub(super) fn into_current_layout(dir: &Path) -> Result<()> {
+    let started = Instant::now();
+    room_for_a_copy(dir)?;
     tracing::warn!(
         dir = %dir.display(),
         "rebuilding the database into the layout that keeps acknowledged messages through a \
@@ -103,32 +147,9 @@ pub(super) fn into_current_layout(dir: &Path) -> Result<()> {
     Store::check_schema(&legacy, dir)?;
     unpanicked(dir, "reading every record", || check::verify(&legacy, dir))?;
     let floor = id_floor(&legacy)?;
-    let header = Header {
-        hearth_version: env!("CARGO_PKG_VERSION").to_string(),
-        schema_version: SCHEMA_VERSION,
-        id_high_water: floor + legacy.generate_id()? + 1,
-        taken_at: now_ms(),
-    };
     let staging = staging(dir);
-    let mut loader = Loader::create(&staging)?;
-    let mut read = 0u64;
-    let mut names = legacy.tree_names();
-    names.sort();
-    for name in names {
-        loader.tree(&name)?;
-        for entry in legacy.open_tree(&name)?.iter() {
-            let (key, value) = entry?;
-            loader.entry(&key, &value)?;
-            read += 1;
-        }
-    }
-    let written = loader.finish(&header)?;
+    let read = copy_into(&legacy, floor, &staging, |_, _| true)?;
     drop(legacy);
-    if written != read {
-        return Err(StoreError::Io(std::io::Error::other(format!(
-            "the rebuilt database holds {written} records, the old one {read}"
-        ))));
-    }
     let previous = previous(dir);
     std::fs::rename(dir, &previous)?;
     std::fs::rename(&staging, dir)?;
